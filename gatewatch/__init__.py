@@ -1,0 +1,1 @@
+"""gatewatch package."""

@@ -1,0 +1,277 @@
+"""gatewatch's configuration: one YAML file, validated strictly.
+
+A monitoring tool that silently ignores a misspelt key is worse than none: the operator believes a
+threshold is in force when it is not. Every model therefore forbids unknown keys, and
+:func:`load_config` turns any validation problem into a :class:`ConfigError` that names the file and
+the dotted path of the field, so the command line can print it and exit with status 2.
+
+No secret lives in this file: SMTP passwords and Grafana credentials come from the environment or
+from files (see docs/runbook.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_PATH = Path("config/gatewatch.yaml")
+GATEWAY_ENV = "GATEWATCH_GATEWAY"
+DEFAULT_EXPORTER_PORT = 14002
+"""Gateway paper port + 10000: outside the 9100-9999 range Prometheus allocates to exporters."""
+
+PAPER_GATEWAY_PORTS = (4002, 7497)
+"""IB Gateway paper 4002, TWS paper 7497 (live: 4001 and 7496)."""
+
+_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$")
+
+
+def parse_duration(value: Any) -> float:
+    """Turn ``"90s"``, ``"2m"``, ``"1h30m"``, ``"250ms"`` or a number (seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be a number of seconds or a string like '30s', '2m', '1h30m'")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        match = _DURATION_RE.match(text)
+        if match and any(match.groups()):
+            hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
+            return hours * 3600 + minutes * 60 + seconds + millis / 1000
+    raise ValueError(f"not a duration: {value!r} (use seconds or strings like '30s', '2m', '1h30m', '250ms')")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GatewayConfig(Strict):
+    """Where the IB Gateway (or the simulator) listens, and how gatewatch talks to it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(4002, ge=1, le=65535)
+    client_id: int = Field(901, ge=0, description="client id of the exporter's read-only connection")
+    probe_client_id: int = Field(902, ge=0, description="client id of the active order probes")
+    paper: bool = Field(True, description="the operator's statement that this is a paper Gateway")
+    paper_ports: list[int] = Field(default_factory=lambda: list(PAPER_GATEWAY_PORTS))
+    account: str | None = Field(None, description="expected account id; None: the first managed account")
+    connect_timeout: PositiveSeconds = 10.0
+    request_timeout: PositiveSeconds = 10.0
+    reconnect_initial: PositiveSeconds = 1.0
+    reconnect_max: PositiveSeconds = 60.0
+    reconnect_jitter: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _distinct_client_ids(self) -> GatewayConfig:
+        if self.client_id == self.probe_client_id:
+            raise ValueError("client_id and probe_client_id must differ (the Gateway refuses a duplicate, error 326)")
+        return self
+
+
+class ExporterConfig(Strict):
+    """The exporter's own HTTP endpoint and logging."""
+
+    listen: str = f"127.0.0.1:{DEFAULT_EXPORTER_PORT}"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+
+class HistoricalConfig(Strict):
+    """The historical-bars probe. IBKR forbids identical requests within 15 s and >60 per 10 min."""
+
+    enabled: bool = True
+    interval: PositiveSeconds = 60.0
+    symbol: str = "SPY"
+    duration: str = "1 D"
+    bar_size: str = "5 mins"
+    what_to_show: Literal["TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"] = "TRADES"
+    use_rth: bool = False
+    timeout: PositiveSeconds = 20.0
+
+    @model_validator(mode="after")
+    def _respect_pacing(self) -> HistoricalConfig:
+        if self.interval < 15:
+            raise ValueError("interval must be at least 15s: IBKR treats identical requests within 15 s as pacing violations")
+        return self
+
+
+class ProcessWatch(Strict):
+    """A process to watch besides the exporter, found by a regular expression over its command line."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    cmdline_regex: str
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> ProcessWatch:
+        try:
+            re.compile(self.cmdline_regex)
+        except re.error as exc:
+            raise ValueError(f"cmdline_regex does not compile: {exc}") from exc
+        return self
+
+
+class ProbesConfig(Strict):
+    """The passive probes the exporter runs continuously."""
+
+    symbols: list[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9.]{0,9}$")]] = Field(
+        default_factory=lambda: ["SPY", "QQQ", "IWM"], min_length=1
+    )
+    market_data_type: Literal[1, 2, 3, 4] = 1
+    quote_stale_after: PositiveSeconds = 5.0
+    heartbeat_interval: PositiveSeconds = 5.0
+    clock_interval: PositiveSeconds = 2.5
+    account_interval: PositiveSeconds = 10.0
+    reconciliation_interval: PositiveSeconds = 60.0
+    bot_positions_file: str | None = Field(None, description="JSON positions file the trading bot writes")
+    max_position_ratio: float = Field(0.20, gt=0, le=1, description="bot's limit: position value / net liquidation")
+    process_interval: PositiveSeconds = 5.0
+    processes: list[ProcessWatch] = Field(default_factory=list)
+    historical: HistoricalConfig = Field(default_factory=HistoricalConfig)
+
+
+class InstrumentConfig(Strict):
+    """What the active probes trade: 1 share of a stock, or a cheap OTM option found at run time."""
+
+    kind: Literal["stock", "option"] = "stock"
+    symbol: str = "SPY"
+    right: Literal["C", "P"] = "C"
+    max_option_price: float = Field(0.50, gt=0, description="cheapest OTM strike at or below this premium")
+    min_days_to_expiry: int = Field(0, ge=0)
+
+
+class ActiveConfig(Strict):
+    """Active order probes: real paper orders, bounded by hard limits."""
+
+    enabled: bool = Field(False, description="run the active probes on a schedule inside the exporter")
+    interval: PositiveSeconds = 600.0
+    market_hours_only: bool = True
+    instrument: InstrumentConfig = Field(default_factory=InstrumentConfig)
+    max_quantity: int = Field(1, ge=1, le=1, description="at most 1 contract/share per probe order")
+    max_notional: float = Field(2000.0, gt=0, description="USD, per probe order")
+    max_orders_per_hour: int = Field(60, ge=1)
+    order_ref_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{2,15}$")] = "gatewatch"
+    journal_path: str = "var/probe-journal.sqlite"
+    fill_timeout: PositiveSeconds = 15.0
+    cancel_timeout: PositiveSeconds = 10.0
+    close_retry_attempts: int = Field(3, ge=1, le=5)
+    close_retry_wait: PositiveSeconds = 3.0
+    stream_test_duration: PositiveSeconds = 60.0
+
+
+class SessionConfig(Strict):
+    """What a validation session must show."""
+
+    required_duration: PositiveSeconds = 7200.0
+    quote_stale_after: PositiveSeconds = 5.0
+
+
+class PreflightConfig(Strict):
+    """Thresholds the pre-validation checklist applies."""
+
+    min_net_liquidation: float = Field(100_000.0, ge=0)
+    max_host_cpu_ratio: float = Field(0.5, gt=0, le=1)
+    max_host_memory_ratio: float = Field(0.7, gt=0, le=1)
+    min_disk_free_bytes: int = Field(2 * 1024**3, ge=0)
+    prometheus_data_path: str = "."
+    max_clock_skew: PositiveSeconds = 0.5
+    require_market_open: bool = True
+
+
+class QuietWindow(Strict):
+    """A recurring window (US/Eastern) in which IBKR resets servers: disconnects there are expected."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
+    start: Annotated[str, Field(pattern=r"^\d{2}:\d{2}$")]
+    end: Annotated[str, Field(pattern=r"^\d{2}:\d{2}$")]
+
+
+class GatewatchConfig(Strict):
+    """The whole configuration file."""
+
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    active: ActiveConfig = Field(default_factory=ActiveConfig)
+    session: SessionConfig = Field(default_factory=SessionConfig)
+    preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    quiet_windows: list[QuietWindow] = Field(default_factory=list)
+
+    @property
+    def exporter_host_port(self) -> tuple[str, int]:
+        """The exporter's listen address split into host and port."""
+        return split_host_port(self.exporter.listen, field="exporter.listen")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator (file and field named)."""
+
+
+def split_host_port(text: str, *, field: str) -> tuple[str, int]:
+    """Parse ``host:port`` (IPv6 in brackets) or raise :class:`ConfigError` naming ``field``."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{field}: expected host:port, got {text!r}")
+    return (host.strip("[]") or "127.0.0.1"), int(port_text)
+
+
+def _format_validation_error(path: Path | str, error: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (misspelt?)"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None, *, environ: dict[str, str] | None = None) -> GatewatchConfig:
+    """Read, validate and return the configuration.
+
+    ``path`` None means ``config/gatewatch.yaml`` if it exists, else built-in defaults (the
+    simulator on 127.0.0.1:4002). ``GATEWATCH_GATEWAY=host:port`` overrides the Gateway address,
+    so the same file serves the simulator and a real paper Gateway.
+    """
+    env = os.environ if environ is None else environ
+    raw: Any = {}
+    source: Path | str = "(defaults)"
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read configuration: {exc.strerror or exc}") from exc
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
+    try:
+        config = GatewatchConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from exc
+    override = env.get(GATEWAY_ENV)
+    if override:
+        host, port = split_host_port(override, field=GATEWAY_ENV)
+        config.gateway.host, config.gateway.port = host, port
+    return config

@@ -1,0 +1,25 @@
+"""Loguru set-up shared by every long-running command.
+
+One line per state change is the rule for gatewatch's logs; JSON lines are available so a log
+shipper can parse them without regular expressions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from loguru import logger
+
+
+def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
+    """Send logs to stderr at ``level``; ``json_lines`` switches to loguru's serialised format."""
+    logger.remove()
+    if json_lines:
+        logger.add(sys.stderr, level=level, serialize=True)
+    else:
+        logger.add(
+            sys.stderr,
+            level=level,
+            format="<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+            "<cyan>{name}</cyan> {message}",
+        )

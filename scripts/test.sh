@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# gatewatch's test command: installs what the tests need on a fresh Debian machine (as root, or
+# with sudo), then runs the static checks and the whole test suite. .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Real Prometheus, Alertmanager (promtool, amtool) and headless Chromium from Debian's packages.
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python dependencies, pinned in pyproject.toml, into .venv.
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
+[ -x .venv/bin/python ] || uv venv -q .venv -p python3.11
+VIRTUAL_ENV="$PWD/.venv" uv pip install -q -e '.[test]'
+
+echo "== ruff"; .venv/bin/ruff check .
+echo "== mypy"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest "$@"

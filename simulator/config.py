@@ -1,0 +1,48 @@
+"""Simulator configuration (shared by the CLI, the in-process API and the test helper)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class SimConfig(BaseModel):
+    """Everything that shapes one simulated Gateway.
+
+    ``port=0`` / ``control_port=0`` bind ephemeral ports (read the real ones from the running
+    ``Simulator``); ``control_port=None`` disables the HTTP control API.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    account: str = "DU1234567"
+    seed: int = 0
+    control_port: int | None = 4080
+    market: Literal["open", "calendar"] = "open"
+    scenario: str | None = None
+    symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ", "IWM"])
+    tick_hz: float = 4.0
+    starting_cash: float = 1_000_000.0
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, v: object) -> object:
+        """Accept ``"SPY,QQQ"`` as well as a list, and normalise case."""
+        if isinstance(v, str):
+            v = [s for s in v.split(",") if s.strip()]
+        if isinstance(v, list):
+            out: list[str] = []
+            for s in v:
+                sym = str(s).strip().upper()
+                if sym and sym not in out:
+                    out.append(sym)
+            return out
+        return v
+
+    @field_validator("tick_hz")
+    @classmethod
+    def _positive_hz(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("tick_hz must be > 0")
+        return v
