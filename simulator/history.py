@@ -16,9 +16,20 @@ from zoneinfo import ZoneInfo
 ET = ZoneInfo("US/Eastern")
 MAX_BARS = 5000
 
-_BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600,
-              "day": 86400, "days": 86400, "week": 7 * 86400, "weeks": 7 * 86400,
-              "month": 30 * 86400, "months": 30 * 86400}
+_BAR_UNITS = {
+    "sec": 1,
+    "secs": 1,
+    "min": 60,
+    "mins": 60,
+    "hour": 3600,
+    "hours": 3600,
+    "day": 86400,
+    "days": 86400,
+    "week": 7 * 86400,
+    "weeks": 7 * 86400,
+    "month": 30 * 86400,
+    "months": 30 * 86400,
+}
 
 
 class HistoryRequestError(ValueError):
@@ -106,7 +117,9 @@ def generate_bars(
                 break
     times.reverse()
 
-    rng = random.Random(zlib.crc32(f"{seed}|{symbol}|{bar_size}|{what}|{use_rth}".encode()) + int(end_ts // 60))
+    rng = random.Random(
+        zlib.crc32(f"{seed}|{symbol}|{bar_size}|{what}|{use_rth}".encode()) + int(end_ts // 60)
+    )
     sigma = 0.0015 * math.sqrt(step / 300)
     closes = [last_price]
     for _ in range(len(times) - 1):
@@ -114,15 +127,25 @@ def generate_bars(
     closes.reverse()
     bars = []
     prev = closes[0] * math.exp(rng.gauss(0, sigma / 2))
-    for t, close in zip(times, closes, strict=True):
+    for ts, close in zip(times, closes, strict=True):
         open_ = prev
         high = max(open_, close) * (1 + abs(rng.gauss(0, sigma / 3)))
         low = min(open_, close) * (1 - abs(rng.gauss(0, sigma / 3)))
         vol = float(rng.randint(50, 5000) * (10 if what == "TRADES" else 0) or -1)
         wap = (open_ + high + low + close) / 4
         count = rng.randint(10, 900) if what == "TRADES" else -1
-        bars.append((format_bar_date(t, daily, format_date), round(open_, 2), round(high, 2),
-                     round(low, 2), round(close, 2), vol, round(wap, 4), count))
+        bars.append(
+            (
+                format_bar_date(ts, daily, format_date),
+                round(open_, 2),
+                round(high, 2),
+                round(low, 2),
+                round(close, 2),
+                vol,
+                round(wap, 4),
+                count,
+            )
+        )
         prev = close
     return bars
 
@@ -141,7 +164,10 @@ def format_range_date(ts: float) -> str:
 
 
 def parse_end_datetime(text: str) -> float | None:
-    """Parse reqHistoricalData's endDateTime ('' = now; 'yyyymmdd hh:mm:ss[ tz]' or 'yyyymmdd-hh:mm:ss' UTC)."""
+    """Parse reqHistoricalData's endDateTime.
+
+    '' means now; 'yyyymmdd hh:mm:ss[ tz]' is exchange time unless a zone is given; 'yyyymmdd-hh:mm:ss' is UTC.
+    """
     text = text.strip()
     if not text:
         return None
@@ -153,5 +179,7 @@ def parse_end_datetime(text: str) -> float | None:
     try:
         tz = ZoneInfo(tzname)
     except Exception as exc:
-        raise HistoryRequestError(f"Error validating request.-'bP' : cause - Invalid time zone: {tzname}") from exc
+        raise HistoryRequestError(
+            f"Error validating request.-'bP' : cause - Invalid time zone: {tzname}"
+        ) from exc
     return base.replace(tzinfo=tz).timestamp()

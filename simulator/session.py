@@ -1,0 +1,250 @@
+"""One client connection: handshake, framing, output queue, pacing, then request dispatch.
+
+Every failure caused by the peer (bad framing, garbage, early EOF) ends only this session; a bad
+field inside an otherwise well-framed message is logged and the message ignored, as a Gateway does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import struct
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from simulator import messages as m
+from simulator.contracts import Contract
+from simulator.wire import MAX_FRAME, Fields, ProtocolError, encode, split_fields
+
+if TYPE_CHECKING:
+    from simulator.server import Simulator
+
+MIN_SERVER_VERSION = 157
+MAX_SERVER_VERSION = 178
+HELLO_TIMEOUT = 10.0
+MAX_MSGS_PER_SEC = 50
+MAX_PACING_VIOLATIONS = 3
+_VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
+
+
+@dataclass
+class MktSub:
+    """One market-data line of a client."""
+
+    req_id: int
+    contract: Contract
+    last_trade_sent: float = -1.0
+
+
+class Session:
+    def __init__(self, sim: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.sim = sim
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.sv = 0
+        self.client_id: int | None = None
+        self.registered = False
+        self.closed = False
+        self._out: asyncio.Queue[tuple[bytes | None, Callable[[], None] | None, float]] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+        self.mkt: dict[int, MktSub] = {}
+        self.md_type = 1
+        self.account_updates = False
+        self.positions_sub = False
+        self.summary_subs: dict[int, list[str]] = {}
+        self.multi_subs: set[int] = set()
+        self._last_time_sec: int | None = None
+        self._rate: deque[float] = deque()
+        self.pacing_violations = 0
+        self.hist_log: deque[tuple[float, str, int]] = deque()
+
+    # ------------------------------------------------------------------ output
+    def send(self, fields: list[Any], on_write: Callable[[], None] | None = None) -> None:
+        """Queue one message; the writer task applies stall/latency faults before writing."""
+        if self.closed:
+            return
+        self._out.put_nowait((encode(fields), on_write, time.monotonic()))
+
+    def send_raw(self, data: bytes) -> None:
+        if not self.closed:
+            self._out.put_nowait((data, None, time.monotonic()))
+
+    def error(self, req_id: int, code: int, text: str) -> None:
+        self.send(m.error(self.sv, req_id, code, text))
+
+    async def _writer_loop(self) -> None:
+        try:
+            while True:
+                data, cb, queued_at = await self._out.get()
+                if data is None:
+                    break
+                await self.sim.output_gate(queued_at)
+                if self.writer.is_closing():
+                    break
+                self.writer.write(data)
+                if cb is not None:
+                    cb()
+                if self._out.empty():
+                    await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._close_transport()
+
+    def close_after_flush(self) -> None:
+        """Deliver what is queued, then close (used after error 326 and pacing disconnects)."""
+        self._out.put_nowait((None, None, time.monotonic()))
+
+    def abort(self) -> None:
+        """Drop the connection now (fault injection, shutdown)."""
+        self._close_transport()
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+
+    def _close_transport(self) -> None:
+        self.closed = True
+        if not self.writer.is_closing():
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                self.writer.close()
+
+    # ------------------------------------------------------------------ input
+    async def _read_frame(self) -> list[str]:
+        header = await self.reader.readexactly(4)
+        (size,) = struct.unpack(">I", header)
+        if size > MAX_FRAME:
+            raise ProtocolError(f"frame of {size} bytes exceeds the {MAX_FRAME} byte limit")
+        payload = await self.reader.readexactly(size) if size else b""
+        return split_fields(payload)
+
+    async def run(self) -> None:
+        self._writer_task = asyncio.create_task(self._writer_loop())
+        try:
+            if not await asyncio.wait_for(self._handshake(), HELLO_TIMEOUT):
+                return
+            while not self.closed:
+                fields = await self._read_frame()
+                if not fields:
+                    continue
+                if not self._pace():
+                    continue
+                self.sim.handlers.dispatch(self, Fields(fields))
+        except TimeoutError:
+            logger.info("client {} sent no API hello within {:.0f}s; closing", self.peer, HELLO_TIMEOUT)
+        except asyncio.IncompleteReadError:
+            pass
+        except ProtocolError as exc:
+            logger.warning("closing {}: {}", self.peer, exc)
+        except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("unexpected error in session {}; closing it", self.peer)
+        finally:
+            self.abort_soon()
+            self.sim.unregister(self)
+
+    def abort_soon(self) -> None:
+        """Close after a short grace period so queued replies (e.g. 326) can still leave."""
+        if self.closed:
+            return
+        self.close_after_flush()
+        asyncio.get_running_loop().call_later(1.0, self.abort)
+
+    async def _handshake(self) -> bool:
+        prefix = await self.reader.readexactly(4)
+        if prefix != b"API\0":
+            raise ProtocolError(f"bad API prefix {prefix!r}")
+        fields = await self._read_frame()
+        text = "\0".join(fields).strip()
+        match = _VERSION_RE.match(text)
+        if not match:
+            raise ProtocolError(f"bad version string {text[:60]!r}")
+        cmin = int(match.group(1))
+        cmax = int(match.group(2) or cmin)
+        sv = min(cmax, MAX_SERVER_VERSION)
+        if sv < cmin or sv < MIN_SERVER_VERSION:
+            logger.warning(
+                "client {} offers versions {}..{}, outside {}..{}; closing",
+                self.peer,
+                cmin,
+                cmax,
+                MIN_SERVER_VERSION,
+                MAX_SERVER_VERSION,
+            )
+            self.abort()
+            return False
+        self.sv = sv
+        self.send([sv, self.sim.hello_time()])
+        # Wait for startApi; anything else before it is ignored, as TWS does.
+        while True:
+            fields = await self._read_frame()
+            f = Fields(fields)
+            if f.s(0) == "71":
+                try:
+                    client_id = f.i(2)
+                except ValueError:
+                    raise ProtocolError("non-numeric client id in startApi") from None
+                return self._start_api(client_id)
+
+    def _start_api(self, client_id: int) -> bool:
+        self.client_id = client_id
+        if not self.sim.register(self):
+            self.error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. Retry with a unique client id.",
+            )
+            logger.info("client {} rejected: client id {} already in use", self.peer, client_id)
+            self.close_after_flush()
+            return False
+        self.registered = True
+        logger.info("client {} connected as client id {} (server version {})", self.peer, client_id, self.sv)
+        self.send([15, 1, self.sim.cfg.account])
+        self.send([9, 1, self.sim.broker.next_valid_id(client_id)])
+        self.error(-1, 2104, "Market data farm connection is OK:usfarm")
+        self.error(-1, 2106, "HMDS data farm connection is OK:ushmds")
+        self.error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
+        return True
+
+    def _pace(self) -> bool:
+        """Enforce 50 msgs/s like a Gateway set to reject: error 100, third violation disconnects."""
+        now = time.monotonic()
+        rate = self._rate
+        rate.append(now)
+        while rate and rate[0] <= now - 1.0:
+            rate.popleft()
+        if len(rate) <= MAX_MSGS_PER_SEC:
+            return True
+        self.pacing_violations += 1
+        self.error(
+            -1,
+            100,
+            f"Max rate of messages per second has been exceeded:max={MAX_MSGS_PER_SEC} rec={len(rate)}",
+        )
+        rate.clear()
+        if self.pacing_violations >= MAX_PACING_VIOLATIONS:
+            logger.warning(
+                "client {} exceeded the message rate {} times; disconnecting",
+                self.client_id,
+                self.pacing_violations,
+            )
+            self.close_after_flush()
+            self.closed = True
+        return False
+
+    def current_time(self) -> None:
+        """Whole seconds; a second request in the same server second is never answered."""
+        sec = int(self.sim.clock())
+        if sec == self._last_time_sec:
+            return
+        self._last_time_sec = sec
+        self.send([49, 1, sec])
