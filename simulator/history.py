@@ -166,7 +166,8 @@ def format_range_date(ts: float) -> str:
 def parse_end_datetime(text: str) -> float | None:
     """Parse reqHistoricalData's endDateTime.
 
-    '' means now; 'yyyymmdd hh:mm:ss[ tz]' is exchange time unless a zone is given; 'yyyymmdd-hh:mm:ss' is UTC.
+    '' means now; 'yyyymmdd hh:mm:ss[ tz]' is exchange time unless a zone is given;
+    'yyyymmdd-hh:mm:ss' is UTC.
     """
     text = text.strip()
     if not text:
