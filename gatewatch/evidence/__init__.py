@@ -1,0 +1,1 @@
+"""Session verdict and evidence bundle (``gatewatch evidence``)."""

@@ -1,0 +1,114 @@
+"""``gatewatch evidence``: judge a session from Prometheus and write the evidence bundle.
+
+Exit status: 0 only if the session passed every critical gate; 1 if it failed; 2 for bad input
+(an unparsable time, a window that ends before it starts, an unreachable Prometheus, bad config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+
+from gatewatch.config import ConfigError, load_config, parse_duration
+from gatewatch.evidence.bundle import write_bundle
+from gatewatch.evidence.collect import collect
+from gatewatch.evidence.gates import DEFAULT_GATES_PATH, load_gates
+from gatewatch.evidence.grafana_snapshot import DEFAULT_DASHBOARDS, make_snapshots
+from gatewatch.evidence.model import Window
+from gatewatch.evidence.prometheus_api import PrometheusClient
+from gatewatch.logs import setup_logging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    parser.add_argument("--from", dest="start", help="window start: ISO 8601 (no zone = UTC) or unix seconds")
+    parser.add_argument("--to", dest="end", help="window end (default with --last: now)")
+    parser.add_argument("--last", help="window length ending at --to or now, e.g. 2h, 90m")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the evidence bundle")
+    parser.add_argument(
+        "--grafana",
+        help="Grafana base URL for dashboard snapshots (GRAFANA_TOKEN or "
+        "GRAFANA_USER/GRAFANA_PASSWORD in the environment)",
+    )
+    parser.add_argument(
+        "--config", help="gatewatch configuration file (session.required_duration, thresholds)"
+    )
+    parser.add_argument(
+        "--gates", type=Path, default=DEFAULT_GATES_PATH, help="gates file (prometheus/gates.yml)"
+    )
+    parser.add_argument(
+        "--dashboards", type=Path, default=DEFAULT_DASHBOARDS, help="Grafana dashboard JSON folder"
+    )
+
+
+def parse_time(text: str, field: str) -> float:
+    """ISO 8601 (naive means UTC) or unix seconds; a bad value is a ConfigError naming the option."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{field}: not a time: {text!r} (use ISO 8601 like 2026-03-02T14:30:00Z or unix seconds)"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def resolve_window(start: str | None, end: str | None, last: str | None, now: float) -> Window:
+    """--from/--to, or --last (ending at --to or now); anything else is a ConfigError."""
+    end_ts = parse_time(end, "--to") if end else now
+    if last:
+        if start:
+            raise ConfigError("--last: give either --from/--to or --last, not both")
+        try:
+            length = parse_duration(last)
+        except ValueError as exc:
+            raise ConfigError(f"--last: {exc}") from exc
+        window = Window(end_ts - length, end_ts)
+    elif start and end:
+        window = Window(parse_time(start, "--from"), end_ts)
+    else:
+        raise ConfigError("--from/--to: give both --from and --to, or --last")
+    if window.seconds <= 0:
+        raise ConfigError("--from: the window must start before it ends")
+    if window.end > now + 60:
+        raise ConfigError("--to: the window ends in the future")
+    return window
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging("INFO")
+    config = load_config(args.config)
+    gates = load_gates(args.gates)
+    window = resolve_window(args.start, args.end, args.last, time.time())
+    client = PrometheusClient(args.prometheus)
+    if not client.ready():
+        raise ConfigError(f"--prometheus: no Prometheus answering at {args.prometheus} (/-/ready)")
+    evidence = collect(client, gates, window, config)
+    if args.grafana:
+        evidence.snapshots = make_snapshots(args.grafana, client, window, args.dashboards)
+        if all(s.error for s in evidence.snapshots):
+            evidence.grafana_note = (
+                f"Grafana at {args.grafana}: no snapshot made (the bundle is complete without)"
+            )
+    manifest = write_bundle(evidence, args.out)
+    verdict = "PASS" if evidence.passed else "FAIL"
+    failed = [g.id for g in evidence.gates if not g.passed]
+    logger.info(
+        "session verdict {}{}; bundle {} (manifest {})",
+        verdict,
+        f" (failed: {', '.join(failed)})" if failed else "",
+        args.out,
+        manifest.name,
+    )
+    print(f"verdict: {verdict}" + (f" (failed gates: {', '.join(failed)})" if failed else ""))
+    print(f"evidence: {args.out / 'report.html'}")
+    return 0 if evidence.passed else 1
