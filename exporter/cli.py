@@ -1,0 +1,55 @@
+"""``gatewatch exporter``: run the exporter until interrupted.
+
+Configuration problems raise :class:`gatewatch.config.ConfigError`, which ``gatewatch.cli`` prints
+(file and field named) before exiting with status 2. A Gateway that is down is not an error here:
+the exporter starts anyway, reports ``gatewatch_gateway_connected 0`` and keeps retrying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from loguru import logger
+
+from exporter.app import ExporterApp
+from gatewatch.config import load_config, split_host_port
+from gatewatch.logs import setup_logging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="configuration file (default: config/gatewatch.yaml if present)")
+    parser.add_argument("--listen", help="host:port for /metrics and /healthz (overrides exporter.listen)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.listen:
+        split_host_port(args.listen, field="--listen")
+        config.exporter.listen = args.listen
+    setup_logging(config.exporter.log_level, config.exporter.log_json)
+    return asyncio.run(_serve(ExporterApp(config)))
+
+
+async def _serve(app: ExporterApp) -> int:
+    try:
+        app.start_http()
+    except OSError as exc:
+        logger.error("cannot listen on {}: {}", app.config.exporter.listen, exc.strerror or exc)
+        return 1
+    logger.info("watching gateway {} (client id {}, read-only)",
+                app.session.address, app.config.gateway.client_id)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
+    try:
+        await app.run()
+    except asyncio.CancelledError:
+        logger.info("exporter stopping")
+    finally:
+        app.stop_http()
+    return 0

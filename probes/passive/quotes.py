@@ -1,0 +1,213 @@
+"""The quotes probe: are streaming quotes arriving, fresh and sane, for every watched symbol?
+
+Each symbol is qualified once per connection and streamed with ``reqMktData`` (not snapshots: a
+stream shows a frozen feed as a growing age, a snapshot would only show "no answer").
+Subscriptions are renewed after every reconnect and after error 1101 (IB connectivity restored
+with data lost), because the Gateway does not restore them itself.
+
+Freshness: the newest of (arrival time of the last change of bid/ask/last/sizes) and the Gateway's
+tick-45 last-trade timestamp. Tick 45 has whole-second resolution, so it only ever wins when the
+arrival time is older. ``gatewatch_quote_age_seconds`` is computed at scrape time from these
+timestamps (see :class:`QuoteAgeCollector`), so a feed that simply stops shows a growing age
+without any event arriving. Before the first quote, the age counts from when the probe started.
+
+The probe's success does not depend on market hours: the alert rules combine it with
+``gatewatch_market_open``, which keeps this module free of calendar special cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ib_async import Contract, Stock, Ticker
+from loguru import logger
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.metrics import Metrics
+from gatewatch.config import ProbesConfig
+from gatewatch.market_calendar import NYSE
+from probes.gateway import GatewaySession
+from probes.passive.base import ProbeFailure, ProbeRecorder
+
+RESUBSCRIBE_CODES = frozenset({1101})
+
+
+def valid_price(value: float | None) -> bool:
+    """ib_async keeps unset prices as NaN; an empty side comes as -1 (closed market)."""
+    return value is not None and not math.isnan(value) and value > 0
+
+
+@dataclass
+class QuoteState:
+    """What the probe knows about one symbol's stream."""
+
+    symbol: str
+    watched_since: float = field(default_factory=time.time)
+    contract: Contract | None = None
+    subscribed: bool = False
+    last_change: float | None = None
+    gateway_timestamp: float | None = None
+    last_values: tuple[float, ...] = ()
+    bid: float = math.nan
+    ask: float = math.nan
+    last: float = math.nan
+
+    def last_update(self) -> float | None:
+        times = [t for t in (self.last_change, self.gateway_timestamp) if t is not None]
+        return max(times) if times else None
+
+    def age(self, now: float) -> float:
+        newest = self.last_update()
+        return max(0.0, now - (newest if newest is not None else self.watched_since))
+
+    def sane(self) -> bool:
+        return valid_price(self.bid) and valid_price(self.ask) and self.ask > self.bid
+
+
+class QuoteAgeCollector(Collector):
+    """Produces gatewatch_quote_age_seconds{symbol} at scrape time."""
+
+    def __init__(self, states: Iterable[QuoteState]) -> None:
+        self.states = list(states)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "gatewatch_quote_age_seconds",
+            "Seconds since the newest quote (Gateway timestamp where sent, else arrival), at scrape time.",
+            labels=["symbol"],
+        )
+        now = time.time()
+        for state in self.states:
+            family.add_metric([state.symbol], state.age(now))
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("gatewatch_quote_age_seconds", "", labels=["symbol"])
+
+
+class QuotesProbe:
+    """Keeps one streaming subscription per symbol and judges the stream every run."""
+
+    name = "quotes"
+
+    def __init__(self, session: GatewaySession, metrics: Metrics, config: ProbesConfig) -> None:
+        self.session = session
+        self.metrics = metrics
+        self.config = config
+        self.recorder = ProbeRecorder(metrics, self.name)
+        self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
+        self.collector = QuoteAgeCollector(self.states.values())
+        metrics.registry.register(self.collector)
+        metrics.market_data_lines.set(0)
+        self._subscribe_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Future[None]] = set()
+        session.on_connected.append(self.subscribe)
+        session.on_disconnected.append(self._on_disconnected)
+        session.on_error.append(self._on_error)
+        session.ib.pendingTickersEvent += self._on_tickers
+
+    async def subscribe(self) -> None:
+        """Qualify (once per connection) and stream every symbol; renews existing subscriptions."""
+        async with self._subscribe_lock:
+            ib = self.session.ib
+            ib.reqMarketDataType(self.config.market_data_type)
+            for state in self.states.values():
+                if not self.session.connected:
+                    return
+                try:
+                    if state.subscribed and state.contract is not None:
+                        ib.cancelMktData(state.contract)
+                        state.subscribed = False
+                    if state.contract is None or not state.contract.conId:
+                        state.contract = await self._qualify(state.symbol)
+                    ib.reqMktData(state.contract, "", False, False)
+                    state.subscribed = True
+                except Exception as exc:
+                    logger.warning("quotes: cannot subscribe {}: {}", state.symbol, exc or type(exc).__name__)
+            self._count_lines()
+            streaming = [s.symbol for s in self.states.values() if s.subscribed]
+            logger.info("quotes: streaming {}", ", ".join(streaming) or "nothing")
+
+    async def _qualify(self, symbol: str) -> Contract:
+        contract = Stock(symbol, "SMART", "USD")
+        result = await asyncio.wait_for(
+            self.session.ib.qualifyContractsAsync(contract), self.session.config.request_timeout)
+        if not result or result[0] is None or not contract.conId:
+            raise LookupError(f"no unique contract for {symbol}")
+        return contract
+
+    def _count_lines(self) -> None:
+        self.metrics.market_data_lines.set(sum(1 for s in self.states.values() if s.subscribed))
+
+    def _on_disconnected(self) -> None:
+        for state in self.states.values():
+            state.subscribed = False
+            state.contract = None  # requalify on the next connection: conIds are per-Gateway facts
+        self._count_lines()
+
+    def _on_error(self, _req_id: int, code: int, _message: str) -> None:
+        if code in RESUBSCRIBE_CODES and self.session.connected:
+            logger.info("quotes: IB connectivity restored with data lost (1101): resubscribing")
+            task = asyncio.ensure_future(self.subscribe())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
+        now = time.time()
+        for ticker in tickers:
+            state = self.states.get(getattr(ticker.contract, "symbol", ""))
+            if state is None:
+                continue
+            try:
+                self._update(state, ticker, now)
+            except Exception:
+                logger.exception("quotes: could not process a tick for {}", state.symbol)
+
+    def _update(self, state: QuoteState, ticker: Ticker, now: float) -> None:
+        m, symbol = self.metrics, state.symbol
+        m.quote_ticks.labels(symbol=symbol).inc(max(1, len(ticker.ticks)))
+        values = (ticker.bid, ticker.ask, ticker.last, ticker.bidSize, ticker.askSize, ticker.lastSize)
+        if values != state.last_values and not all(_unset(v) for v in values[:3]):
+            state.last_change = now
+        state.last_values = values
+        if isinstance(ticker.lastTimestamp, datetime):
+            stamp = ticker.lastTimestamp
+            state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+        state.bid, state.ask, state.last = ticker.bid, ticker.ask, ticker.last
+        for name, price, gauge in (("bid", ticker.bid, m.quote_bid), ("ask", ticker.ask, m.quote_ask),
+                                   ("last", ticker.last, m.quote_last)):
+            present = valid_price(price)
+            m.quote_field_present.labels(symbol=symbol, field=name).set(1 if present else 0)
+            gauge.labels(symbol=symbol).set(price if present else math.nan)
+        sane = state.sane()
+        m.quote_sane.labels(symbol=symbol).set(1 if sane else 0)
+        m.quote_spread.labels(symbol=symbol).set(state.ask - state.bid if sane else math.nan)
+        newest = state.last_update()
+        if newest is not None:
+            m.quote_last_update.labels(symbol=symbol).set(newest)
+
+    async def run_once(self) -> None:
+        now = time.time()
+        self.metrics.market_open.labels(exchange="NYSE").set(1 if NYSE.is_open(datetime.now(UTC)) else 0)
+        if not self.session.connected:
+            raise ProbeFailure("not connected")
+        problems = []
+        for state in self.states.values():
+            if not state.subscribed:
+                problems.append(f"{state.symbol} not subscribed")
+            elif state.age(now) > self.config.quote_stale_after:
+                problems.append(f"{state.symbol} stale ({state.age(now):.1f} s)")
+            elif not state.sane():
+                problems.append(f"{state.symbol} bid/ask missing or crossed")
+        if problems:
+            raise ProbeFailure("; ".join(problems))
+
+
+def _unset(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
