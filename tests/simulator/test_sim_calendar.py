@@ -1,0 +1,45 @@
+"""`market: calendar`: closed market freezes quotes, -1 live bid/ask, orders rest until the open."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from ib_async import MarketOrder, Stock
+from simhelpers import connect
+
+from gatewatch.market_calendar import NYSE
+from simulator.testing import running_simulator
+
+
+def _shift_to(target: dt.datetime) -> dict[str, object]:
+    return {"fault": "clock_shift", "ms": (target.timestamp() - time.time()) * 1000}
+
+
+async def test_calendar_closed_then_open() -> None:
+    now = dt.datetime.now(dt.UTC)
+    saturday = (now + dt.timedelta(days=(5 - now.weekday()) % 7 or 7)).replace(hour=17, minute=0)
+    assert not NYSE.is_open(saturday)
+    opening = NYSE.next_open(saturday) + dt.timedelta(minutes=30)
+    with running_simulator(market="calendar", tick_hz=20) as sim:
+        sim.inject(_shift_to(saturday))
+        ib = await connect(sim, 1)
+        [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+        q1 = sim.state()["quotes"]["SPY"]
+        [tk] = await ib.reqTickersAsync(c)
+        assert tk.bid == -1 and tk.ask == -1
+        ib.reqMarketDataType(2)
+        [frozen] = await ib.reqTickersAsync(c)
+        assert frozen.bid == q1["bid"]
+        trade = ib.placeOrder(c, MarketOrder("BUY", 1))
+        await asyncio.sleep(0.4)
+        assert trade.orderStatus.status == "PreSubmitted"
+        assert sim.state()["quotes"]["SPY"] == q1 and sim.state()["market_open"] is False
+        sim.inject(_shift_to(opening))
+        for _ in range(150):
+            if trade.orderStatus.status == "Filled":
+                break
+            await asyncio.sleep(0.02)
+        assert trade.orderStatus.status == "Filled"
+        ib.disconnect()
