@@ -22,5 +22,3 @@ async def ib(sim: SimHandle) -> AsyncIterator[IB]:
     client = await connect(sim, 1)
     yield client
     client.disconnect()
-
-

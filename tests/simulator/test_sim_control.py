@@ -51,7 +51,9 @@ def test_control_api_roundtrip(sim: SimHandle) -> None:
 
 async def test_scenario_timeline(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("- {at: 0.3s, fault: connectivity_lost, for: 0.3s}\n- {at: 0.2s, fault: farm_status, code: 2105}\n")
+    path.write_text(
+        "- {at: 0.3s, fault: connectivity_lost, for: 0.3s}\n- {at: 0.2s, fault: farm_status, code: 2105}\n"
+    )
     assert [at for at, _ in load_scenario(path, ["SPY"])] == [0.2, 0.3]
     with running_simulator(scenario=str(path), tick_hz=20) as sim:
         ib = await connect(sim, 1)
@@ -87,8 +89,23 @@ def test_python_m_simulator_starts_and_stops() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--control-port", "-1",
-                             "--symbols", "SPY,AAPL", "--seed", "3"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--port",
+            str(port),
+            "--control-port",
+            "-1",
+            "--symbols",
+            "SPY,AAPL",
+            "--seed",
+            "3",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -188,7 +188,12 @@ async def test_manual_trade_updates_positions_without_executions(sim: SimHandle)
 
 
 async def test_bad_fault_bodies(sim: SimHandle) -> None:
-    for body in ({"fault": "nope"}, {"fault": "freeze", "symbol": "ZZZ"}, {"fault": "latency"},
-                 {"fault": "disconnect", "for": "soon"}, [1, 2]):
+    for body in (
+        {"fault": "nope"},
+        {"fault": "freeze", "symbol": "ZZZ"},
+        {"fault": "latency"},
+        {"fault": "disconnect", "for": "soon"},
+        [1, 2],
+    ):
         with pytest.raises(ValueError):
             sim.inject(body)  # type: ignore[arg-type]

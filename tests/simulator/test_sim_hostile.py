@@ -47,8 +47,16 @@ async def test_hostile_inputs_leave_simulator_serving(sim: SimHandle) -> None:
     s.close()
     # garbage fields, unknown ids, non-numeric ids, empty frames: ignored, session stays usable
     s = raw_hello(port, client_id=52)
-    for fields in (["1", "11", "x", "y"], ["3", "abc"], ["9999", "1"], ["zz"], ["9", "8", "1", "NaN"],
-                   ["20", "q"], ["62", "1", "7", "All", ""], ["61"]):
+    for fields in (
+        ["1", "11", "x", "y"],
+        ["3", "abc"],
+        ["9999", "1"],
+        ["zz"],
+        ["9", "8", "1", "NaN"],
+        ["20", "q"],
+        ["62", "1", "7", "All", ""],
+        ["61"],
+    ):
         s.sendall(frame(fields))
     s.sendall(struct.pack(">I", 0))
     s.sendall(frame(["49", "1"]))

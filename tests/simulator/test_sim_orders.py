@@ -17,10 +17,11 @@ async def _spy(ib: IB) -> Stock:
 
 
 async def _done(trade: Trade, timeout: float = 3) -> None:
+    """Wait until the trade is done and, when filled, its commission report has arrived."""
     for _ in range(int(timeout * 50)):
-        if trade.isDone() and (trade.orderStatus.status != "Filled" or trade.fills):
-            if trade.orderStatus.status != "Filled" or trade.fills[-1].commissionReport.execId:
-                return
+        filled = trade.orderStatus.status == "Filled"
+        if trade.isDone() and (not filled or (trade.fills and trade.fills[-1].commissionReport.execId)):
+            return
         await asyncio.sleep(0.02)
     raise AssertionError(f"trade not done: {trade.orderStatus}")
 
@@ -46,7 +47,7 @@ async def test_market_buy_fills_at_ask_with_commission(sim: SimHandle, ib: IB) -
     assert order["filled_at"] >= order["received_at"]
     assert state["positions"][0]["position"] == 10
     assert float(state["account"]["TotalCashValue"]) < 1_000_000 - 10 * ask + 1e-6
-    assert [v.value for v in ib.accountValues() if v.tag == "GrossPositionValue"][0] != "0.00"
+    assert next(v.value for v in ib.accountValues() if v.tag == "GrossPositionValue") != "0.00"
 
 
 async def test_marketable_limit_fills_and_passive_rests_then_cancel(sim: SimHandle, ib: IB) -> None:

@@ -19,8 +19,18 @@ async def test_connect_sync_is_fast_and_complete(sim: SimHandle) -> None:
     assert ib.managedAccounts() == ["DU1234567"]
     assert ib.client.serverVersion() == 178
     tags = {v.tag: v for v in ib.accountValues()}
-    for tag in ("NetLiquidation", "TotalCashValue", "BuyingPower", "AvailableFunds", "DayTradesRemaining",
-                "GrossPositionValue", "EquityWithLoanValue", "InitMarginReq", "MaintMarginReq", "AccountType"):
+    for tag in (
+        "NetLiquidation",
+        "TotalCashValue",
+        "BuyingPower",
+        "AvailableFunds",
+        "DayTradesRemaining",
+        "GrossPositionValue",
+        "EquityWithLoanValue",
+        "InitMarginReq",
+        "MaintMarginReq",
+        "AccountType",
+    ):
         assert tag in tags
     assert tags["NetLiquidation"].currency == "USD"
     assert float(tags["NetLiquidation"].value) == pytest.approx(1_000_000)
