@@ -1,0 +1,276 @@
+"""The paper guard: the only door through which a probe order reaches the Gateway.
+
+Why one object: the rules that keep real money safe (paper account, paper port, the operator's
+``paper: true``, hard size/notional/rate limits, our orderRef tag, journal-before-send) are worth
+nothing if one probe can call ``ib.placeOrder`` directly. Every probe gets a :class:`PaperGuard`,
+never the raw placeOrder, and every refusal is counted by reason and sends nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+from ib_async import IB, Contract, Order, Trade
+from loguru import logger
+
+from exporter.metrics import Metrics
+from gatewatch.config import GatewatchConfig
+from probes.active.journal import Journal
+
+
+class OrderRefused(Exception):
+    """The guard refused an order; nothing was sent. ``reason`` is the metric label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SentOrder:
+    """An order the guard let through: the live Trade, its tag and when it left this process."""
+
+    trade: Trade
+    order_ref: str
+    sent_at: float
+
+
+def contract_to_dict(contract: Contract) -> dict[str, object]:
+    """The fields needed to rebuild a contract after a crash (journal)."""
+    return {
+        "conId": contract.conId,
+        "symbol": contract.symbol,
+        "secType": contract.secType,
+        "lastTradeDateOrContractMonth": contract.lastTradeDateOrContractMonth,
+        "strike": contract.strike,
+        "right": contract.right,
+        "multiplier": contract.multiplier,
+        "exchange": contract.exchange or "SMART",
+        "currency": contract.currency or "USD",
+    }
+
+
+def multiplier_of(contract: Contract) -> float:
+    """Contract multiplier (options 100); stocks have none."""
+    try:
+        return float(contract.multiplier) if contract.multiplier else 1.0
+    except ValueError:
+        return 1.0
+
+
+class PaperGuard:
+    """Checks, journals and sends probe orders; refuses anything outside the paper rules."""
+
+    def __init__(
+        self,
+        ib: IB,
+        config: GatewatchConfig,
+        journal: Journal,
+        *,
+        run_id: str,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.ib = ib
+        self.config = config
+        self.journal = journal
+        self.run_id = run_id
+        self.metrics = metrics
+        self._seq = 0
+
+    # ----------------------------------------------------------------- paper checks
+    @property
+    def account(self) -> str:
+        """The account the probes trade: the configured one, else the first managed account."""
+        return self.config.gateway.account or (self.ib.managedAccounts() or [""])[0]
+
+    def check_paper(self) -> str:
+        """Raise :class:`OrderRefused` unless this connection is certainly a paper account.
+
+        Three independent checks, because each alone can be wrong: the operator's statement
+        (``gateway.paper``), the port (paper ports by convention, but configurable in the Gateway)
+        and the account id (paper ids start with D). All must agree.
+        """
+        gateway = self.config.gateway
+        if not gateway.paper:
+            self._refuse("paper_false", "gateway.paper is false: active probes only trade on a paper Gateway")
+        if not self.ib.isConnected():
+            self._refuse("not_connected", "not connected to the Gateway")
+        port = int(getattr(self.ib.client, "port", -1))
+        if port not in gateway.paper_ports:
+            self._refuse(
+                "port_not_paper",
+                f"connection port {port} is not in gateway.paper_ports {gateway.paper_ports}",
+            )
+        accounts = self.ib.managedAccounts()
+        account = self.account
+        if not account or account not in accounts:
+            self._refuse(
+                "account_unknown", f"account {account!r} is not managed by this Gateway ({accounts})"
+            )
+        live = [a for a in accounts if not a.startswith("D")]
+        if live:
+            self._refuse(
+                "account_not_paper",
+                f"account id(s) {live} do not start with D: not a paper account, no order sent",
+            )
+        return account
+
+    # ----------------------------------------------------------------- orders
+    def new_order_ref(self, probe: str) -> str:
+        """``<prefix>:<probe>:<run id>.<n>``: unique per order, so a retry can find its order."""
+        self._seq += 1
+        return f"{self.config.active.order_ref_prefix}:{probe}:{self.run_id}.{self._seq}"
+
+    def owns(self, order_ref: str) -> bool:
+        """True for orderRefs our probes wrote (only those may be cancelled or closed)."""
+        return order_ref.startswith(self.config.active.order_ref_prefix + ":")
+
+    def place(
+        self,
+        contract: Contract,
+        order: Order,
+        *,
+        probe: str,
+        reference_price: float | None = None,
+        order_ref: str | None = None,
+    ) -> SentOrder:
+        """Check limits, journal the intent, then send. ``reference_price`` prices MKT orders."""
+        active = self.config.active
+        if order.totalQuantity > active.max_quantity:
+            self._refuse(
+                "quantity",
+                f"quantity {order.totalQuantity:g} exceeds active.max_quantity {active.max_quantity}",
+            )
+        price = order.lmtPrice if order.orderType == "LMT" else reference_price
+        if price is None or not math.isfinite(price) or price <= 0:
+            self._refuse(
+                "price", f"order {order.orderType} has no usable price to check the notional against"
+            )
+        notional = float(order.totalQuantity) * float(price) * multiplier_of(contract)
+        if notional > active.max_notional:
+            self._refuse(
+                "notional", f"notional {notional:.2f} USD exceeds active.max_notional {active.max_notional:g}"
+            )
+        return self._send(contract, order, probe=probe, order_ref=order_ref)
+
+    async def place_reject_test(
+        self, contract: Contract, order: Order, *, probe: str, bid: float
+    ) -> SentOrder:
+        """The one exception to the size/notional limits: an order meant to be rejected (201).
+
+        Why it is safe: (1) it must be a BUY limit priced at or below half the current bid, so even
+        if the Gateway accepted it, it could not fill before we cancel it; (2) a what-if check runs
+        first and the order is sent only if the Gateway itself predicts the initial margin would
+        exceed the equity with loan (i.e. it will be rejected); (3) the caller cancels it at once
+        if it is not rejected. It still passes the paper checks, the per-hour limit and the journal.
+        """
+        if order.action != "BUY" or order.orderType != "LMT":
+            self._refuse("reject_test_shape", "the reject test must be a BUY limit order")
+        limit = float(order.lmtPrice or 0.0)
+        if not (bid > 0 and 0 < limit <= bid * 0.5):
+            self._refuse(
+                "reject_test_marketable",
+                f"reject-test limit {order.lmtPrice} must be at most half the bid {bid}",
+            )
+        self.check_paper()
+        self._check_rate()
+        what_if = Order(
+            action=order.action,
+            totalQuantity=order.totalQuantity,
+            orderType="LMT",
+            lmtPrice=order.lmtPrice,
+            account=self.account,
+            tif="DAY",
+            orderRef=self.new_order_ref(probe),
+        )
+        state = await self.ib.whatIfOrderAsync(contract, what_if)
+        init_after = _number(getattr(state, "initMarginAfter", ""))
+        equity_after = _number(getattr(state, "equityWithLoanAfter", ""))
+        if not (init_after > equity_after > 0):
+            self._refuse(
+                "reject_test_whatif",
+                f"what-if predicts acceptance (initial margin {init_after:.2f} <= equity "
+                f"{equity_after:.2f}): not sending an order that might be accepted",
+            )
+        return self._send(contract, order, probe=probe, order_ref=None)
+
+    def modify_price(self, sent: SentOrder, new_price: float) -> None:
+        """Re-price one of our open limit orders (same order id: never a second order)."""
+        order = sent.trade.order
+        if not self.owns(order.orderRef):
+            self._refuse("order_ref", f"order {order.orderId} is not a probe order")
+        notional = float(order.totalQuantity) * new_price * multiplier_of(sent.trade.contract)
+        if notional > self.config.active.max_notional:
+            self._refuse("notional", f"re-priced notional {notional:.2f} USD exceeds active.max_notional")
+        self.check_paper()
+        order.lmtPrice = new_price
+        self.journal.update_price(sent.order_ref, new_price)
+        self.ib.placeOrder(sent.trade.contract, order)
+
+    def _check_rate(self) -> None:
+        limit = self.config.active.max_orders_per_hour
+        sent = self.journal.orders_since(time.time() - 3600)
+        if sent >= limit:
+            self._refuse(
+                "rate", f"{sent} probe orders in the last hour: active.max_orders_per_hour is {limit}"
+            )
+
+    def _send(self, contract: Contract, order: Order, *, probe: str, order_ref: str | None) -> SentOrder:
+        account = self.check_paper()
+        self._check_rate()
+        if not contract.conId:
+            self._refuse("contract", "contract is not qualified (conId 0)")
+        ref = order_ref or self.new_order_ref(probe)
+        if not self.owns(ref):
+            self._refuse(
+                "order_ref", f"orderRef {ref!r} lacks the {self.config.active.order_ref_prefix!r} prefix"
+            )
+        order.orderRef = ref
+        order.account = account
+        order.tif = order.tif or "DAY"
+        order.orderId = self.ib.client.getReqId()
+        self.journal.record_intent(
+            order_ref=ref,
+            probe=probe,
+            run_id=self.run_id,
+            client_id=self.ib.client.clientId,
+            order_id=order.orderId,
+            con_id=contract.conId,
+            contract=contract_to_dict(contract),
+            action=order.action,
+            quantity=float(order.totalQuantity),
+            order_type=order.orderType,
+            limit_price=float(order.lmtPrice or 0.0) if order.orderType == "LMT" else None,
+        )
+        if self.metrics:
+            self.metrics.probe_orders.labels(action=order.action.lower()).inc()
+        logger.info(
+            "probe order {} {} {:g} {} {} @ {} sent (id {})",
+            ref,
+            order.action,
+            order.totalQuantity,
+            contract.localSymbol or contract.symbol,
+            order.orderType,
+            order.lmtPrice if order.orderType == "LMT" else "MKT",
+            order.orderId,
+        )
+        sent_at = time.time()
+        trade = self.ib.placeOrder(contract, order)
+        return SentOrder(trade=trade, order_ref=ref, sent_at=sent_at)
+
+    def _refuse(self, reason: str, message: str) -> NoReturn:
+        if self.metrics:
+            self.metrics.probe_orders_refused.labels(reason=reason).inc()
+        logger.warning("probe order refused ({}): {}", reason, message)
+        raise OrderRefused(reason, message)
+
+
+def _number(text: object) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        return float("nan")
+    return value if math.isfinite(value) and abs(value) < 1e300 else float("nan")

@@ -1,0 +1,213 @@
+"""A SQLite journal of every probe order, written BEFORE the order is sent.
+
+Why: a probe process can die at any moment (SIGKILL, power loss on the Pi) between sending an
+order and cleaning it up. The journal is the probes' memory across crashes: the intent row (with
+the order id already allocated) exists before the Gateway ever sees the order, so the next start
+knows which orders and positions are ours to cancel or close, and a retry can see that an order
+was already sent instead of sending it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OPEN_STATES = ("Intent", "PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel", "ApiPending")
+DONE_STATES = ("Filled", "Cancelled", "ApiCancelled", "Inactive", "Gone")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_ref   TEXT PRIMARY KEY,
+    probe       TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    client_id   INTEGER NOT NULL,
+    order_id    INTEGER NOT NULL,
+    con_id      INTEGER NOT NULL,
+    contract    TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    quantity    REAL NOT NULL,
+    order_type  TEXT NOT NULL,
+    limit_price REAL,
+    status      TEXT NOT NULL,
+    filled      REAL NOT NULL DEFAULT 0,
+    avg_price   REAL NOT NULL DEFAULT 0,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fills (
+    exec_id   TEXT PRIMARY KEY,
+    order_ref TEXT NOT NULL,
+    con_id    INTEGER NOT NULL,
+    side      TEXT NOT NULL,
+    shares    REAL NOT NULL,
+    price     REAL NOT NULL,
+    at        REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_created ON orders(created_at);
+"""
+
+
+@dataclass(frozen=True)
+class JournalOrder:
+    """One journalled probe order."""
+
+    order_ref: str
+    probe: str
+    run_id: str
+    client_id: int
+    order_id: int
+    con_id: int
+    contract: dict[str, Any]
+    action: str
+    quantity: float
+    order_type: str
+    limit_price: float | None
+    status: str
+    filled: float
+    created_at: float
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATES
+
+
+class Journal:
+    """The probe-order journal; every write is committed at once (a crash loses nothing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ writes
+    def record_intent(
+        self,
+        *,
+        order_ref: str,
+        probe: str,
+        run_id: str,
+        client_id: int,
+        order_id: int,
+        con_id: int,
+        contract: dict[str, Any],
+        action: str,
+        quantity: float,
+        order_type: str,
+        limit_price: float | None,
+    ) -> None:
+        """Record an order about to be sent; raises sqlite3.IntegrityError if the ref exists."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO orders (order_ref, probe, run_id, client_id, order_id, con_id, contract, action,"
+            " quantity, order_type, limit_price, status, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Intent', ?, ?)",
+            (
+                order_ref,
+                probe,
+                run_id,
+                client_id,
+                order_id,
+                con_id,
+                json.dumps(contract),
+                action,
+                quantity,
+                order_type,
+                limit_price,
+                now,
+                now,
+            ),
+        )
+
+    def update_status(
+        self, order_ref: str, status: str, filled: float | None = None, avg_price: float | None = None
+    ) -> None:
+        """Record the Gateway's latest status for one of our orders (no-op for unknown refs)."""
+        self._db.execute(
+            "UPDATE orders SET status = ?, filled = COALESCE(?, filled), avg_price = COALESCE(?, avg_price),"
+            " updated_at = ? WHERE order_ref = ?",
+            (status, filled, avg_price, time.time(), order_ref),
+        )
+
+    def update_price(self, order_ref: str, limit_price: float) -> None:
+        """Record a re-priced (modified) order."""
+        self._db.execute(
+            "UPDATE orders SET limit_price = ?, updated_at = ? WHERE order_ref = ?",
+            (limit_price, time.time(), order_ref),
+        )
+
+    def record_fill(
+        self, *, exec_id: str, order_ref: str, con_id: int, side: str, shares: float, price: float
+    ) -> bool:
+        """Record one execution once (executions are replayed on reconnect); True if new."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO fills (exec_id, order_ref, con_id, side, shares, price, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (exec_id, order_ref, con_id, side, shares, price, time.time()),
+        )
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ reads
+    def get(self, order_ref: str) -> JournalOrder | None:
+        rows = self._select("WHERE order_ref = ?", (order_ref,))
+        return rows[0] if rows else None
+
+    def open_orders(self) -> list[JournalOrder]:
+        marks = ",".join("?" * len(OPEN_STATES))
+        return self._select(f"WHERE status IN ({marks})", OPEN_STATES)
+
+    def all_orders(self) -> list[JournalOrder]:
+        return self._select("", ())
+
+    def orders_since(self, since: float) -> int:
+        """Orders recorded (intents included) since a Unix time: the per-hour limit's count."""
+        row = self._db.execute("SELECT COUNT(*) FROM orders WHERE created_at >= ?", (since,)).fetchone()
+        return int(row[0])
+
+    def net_positions(self) -> dict[int, float]:
+        """Net probe position per conId, from our own fills (BOT adds, SLD subtracts)."""
+        rows = self._db.execute(
+            "SELECT con_id, SUM(CASE WHEN side = 'BOT' THEN shares ELSE -shares END)"
+            " FROM fills GROUP BY con_id"
+        ).fetchall()
+        return {int(con_id): float(net) for con_id, net in rows if abs(net) > 1e-9}
+
+    def contract_for(self, con_id: int) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT contract FROM orders WHERE con_id = ? LIMIT 1", (con_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[JournalOrder]:
+        rows = self._db.execute(
+            "SELECT order_ref, probe, run_id, client_id, order_id, con_id, contract, action, quantity,"
+            f" order_type, limit_price, status, filled, created_at FROM orders {where} ORDER BY created_at",
+            params,
+        ).fetchall()
+        return [
+            JournalOrder(
+                r[0],
+                r[1],
+                r[2],
+                int(r[3]),
+                int(r[4]),
+                int(r[5]),
+                json.loads(r[6]),
+                r[7],
+                float(r[8]),
+                r[9],
+                r[10],
+                r[11],
+                float(r[12]),
+                float(r[13]),
+            )
+            for r in rows
+        ]

@@ -1,0 +1,184 @@
+"""The order-path probes: each proves one behaviour of real paper orders and says what it saw.
+
+Each probe returns a one-line detail on success and raises ProbeFailure (or OrderRefused)
+otherwise. Probes that need a position open one only if the probes hold none, so running the whole
+set shares positions (fill -> position -> close) and keeps the order count low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ib_async import LimitOrder
+from loguru import logger
+
+from probes.active.context import ProbeContext
+from probes.active.orders import CANCEL_OF_FILLED, ProbeFailure, floor_tick, round_tick
+
+REJECT_CODE = 201
+
+
+async def probe_fill(ctx: ProbeContext) -> str:
+    """A marketable limit buy at the ask fills; latency is placeOrder -> execDetails."""
+    _sent, result = await ctx.orders.buy_marketable(ctx.instrument, probe="fill")
+    latency = f"{result.latency * 1000:.1f} ms" if result.latency is not None else "n/a"
+    return f"bought {result.filled:g} at {result.avg_price:g}, fill latency {latency}"
+
+
+async def _ensure_long(ctx: ProbeContext, probe: str) -> None:
+    if ctx.probe_net() <= 0:
+        await ctx.orders.buy_marketable(ctx.instrument, probe=probe)
+
+
+async def probe_position(ctx: ProbeContext) -> str:
+    """The probes' position shows in the Gateway's positions with the right size and cost."""
+    await _ensure_long(ctx, "position")
+    expected = ctx.probe_net()
+    positions = await asyncio.wait_for(ctx.ib.reqPositionsAsync(), ctx.config.active.cancel_timeout)
+    mine = [
+        p for p in positions if p.contract.conId == ctx.instrument.conId and p.account == ctx.guard.account
+    ]
+    if not mine:
+        raise ProbeFailure(f"the Gateway reports no position in {ctx.instrument.localSymbol}")
+    held = float(mine[0].position)
+    if held < expected:
+        raise ProbeFailure(f"Gateway holds {held:g}, probes' journal expects at least {expected:g}")
+    if not mine[0].avgCost > 0:
+        raise ProbeFailure(f"position average cost is {mine[0].avgCost}")
+    return f"Gateway holds {held:g} (probes {expected:g}) at average cost {mine[0].avgCost:.4f}"
+
+
+async def probe_cancel(ctx: ProbeContext) -> str:
+    """A resting limit far below the market is accepted, then cancelled and confirmed."""
+    bid, _ = await ctx.orders.quote(ctx.instrument)
+    price = max(round_tick(bid * 0.8), 0.01)
+    sent = ctx.orders.limit(ctx.instrument, "BUY", price, probe="cancel")
+    result = await ctx.orders.wait_done_or_filled(sent, 1.0)
+    if result.status in ("Inactive", "Cancelled") or result.filled:
+        raise ProbeFailure(f"resting order was not accepted as resting: status {result.status}")
+    status = await ctx.orders.cancel(sent)
+    if status not in ("Cancelled", "ApiCancelled"):
+        raise ProbeFailure(
+            f"cancel not confirmed within {ctx.config.active.cancel_timeout:g} s (status {status})"
+        )
+    return f"resting buy at {price} cancelled ({status})"
+
+
+async def probe_close(ctx: ProbeContext) -> str:
+    """Selling the probes' position at the bid leaves it flat, journal and Gateway agreeing."""
+    await _ensure_long(ctx, "close")
+    qty = ctx.probe_net()
+    await ctx.orders.close(ctx.instrument, qty, probe="close")
+    held = (await ctx.orders.held_by_gateway()).get(ctx.instrument.conId, (None, 0.0))[1]
+    if ctx.probe_net() != 0:
+        raise ProbeFailure(f"journal still shows {ctx.probe_net():g} after the close")
+    return f"closed {qty:g}; probes flat, Gateway holds {held:g}"
+
+
+async def probe_cancel_race(ctx: ProbeContext) -> str:
+    """Cancelling an order that already filled: the fill stands (161/10148) and the position is right."""
+    before = ctx.probe_net()
+    sent, _ = await ctx.orders.buy_marketable(ctx.instrument, probe="cancel_race")
+    ctx.ib.cancelOrder(sent.trade.order)
+    order_id = sent.trade.order.orderId
+    for _ in range(40):
+        if set(ctx.orders.errors.codes(order_id)) & set(CANCEL_OF_FILLED):
+            break
+        await asyncio.sleep(0.05)
+    codes = ctx.orders.errors.codes(order_id)
+    if sent.trade.orderStatus.status != "Filled":
+        raise ProbeFailure(f"filled order changed to {sent.trade.orderStatus.status} after cancel")
+    if not set(codes) & set(CANCEL_OF_FILLED):
+        raise ProbeFailure(f"expected 161/10148 for the late cancel, got {codes or 'nothing'}")
+    if ctx.probe_net() != before + 1:
+        raise ProbeFailure(f"journal position {ctx.probe_net():g}, expected {before + 1:g}")
+    await ctx.orders.close(ctx.instrument, 1, probe="cancel_race")
+    return f"late cancel answered {codes[-1]}; fill kept, position +1 then closed"
+
+
+async def probe_duplicate(ctx: ProbeContext) -> str:
+    """The same order sent twice quickly gets two ids; both fill and are counted, then closed."""
+    before = ctx.probe_net()
+    _, ask = await ctx.orders.quote(ctx.instrument)
+    first = ctx.orders.limit(ctx.instrument, "BUY", ask, probe="duplicate")
+    second = ctx.orders.limit(ctx.instrument, "BUY", ask, probe="duplicate")
+    ids = (first.trade.order.orderId, second.trade.order.orderId)
+    if ids[0] == ids[1]:
+        raise ProbeFailure(f"both submissions got order id {ids[0]}")
+    results = await asyncio.gather(
+        *(ctx.orders.wait_done_or_filled(s, ctx.config.active.fill_timeout) for s in (first, second))
+    )
+    for sent, result in zip((first, second), results, strict=True):
+        if result.filled < 1:
+            await ctx.orders.cancel(sent)
+    filled = sum(r.filled for r in results)
+    if ctx.probe_net() != before + filled:
+        raise ProbeFailure(f"journal position {ctx.probe_net():g}, expected {before + filled:g}")
+    if filled:
+        await ctx.orders.close(ctx.instrument, filled, probe="duplicate")
+    if filled != 2:
+        raise ProbeFailure(f"duplicate orders {ids}: only {filled:g} of 2 filled")
+    return f"two ids {ids}, both filled and tracked, closed"
+
+
+async def probe_reject(ctx: ProbeContext) -> str:
+    """An order beyond buying power is rejected (201) with a reason, and not retried.
+
+    See PaperGuard.place_reject_test for why this oversized order cannot trade.
+    """
+    bid, _ = await ctx.orders.quote(ctx.instrument)
+    price = max(floor_tick(bid * 0.5), 0.01)
+    values = {
+        v.tag: v.value for v in ctx.ib.accountValues(ctx.guard.account) if v.currency in ("USD", "BASE")
+    }
+    try:
+        buying_power = float(values.get("BuyingPower", "nan"))
+    except ValueError:
+        buying_power = float("nan")
+    if not buying_power > 0:
+        raise ProbeFailure("no BuyingPower account value to size the reject test")
+    multiplier = float(ctx.instrument.multiplier or 1)
+    quantity = int(buying_power * 2 / (price * multiplier)) + 1
+    sent = await ctx.guard.place_reject_test(
+        ctx.instrument, LimitOrder("BUY", quantity, price, tif="DAY"), probe="reject", bid=bid
+    )
+    result = await ctx.orders.wait_done_or_filled(sent, ctx.config.active.cancel_timeout)
+    order_id = sent.trade.order.orderId
+    if REJECT_CODE not in ctx.orders.errors.codes(order_id):
+        status = await ctx.orders.cancel(sent)
+        raise ProbeFailure(f"oversized order was not rejected (status {result.status}); cancelled: {status}")
+    same_ref = [t for t in ctx.ib.trades() if t.order.orderRef == sent.order_ref]
+    if len(same_ref) != 1:
+        raise ProbeFailure(f"the rejected order was sent {len(same_ref)} times")
+    reason = ctx.orders.errors.text(order_id, REJECT_CODE)
+    logger.info("reject probe: order {} rejected as expected: {}", order_id, reason)
+    return f"rejected (201): {reason[:80]}"
+
+
+async def probe_close_retry(ctx: ProbeContext) -> str:
+    """A close that does not fill is re-priced toward the mid, escalates, then still flattens.
+
+    The first sell is priced well above the ask (2 %) so it cannot fill; each re-price halves the
+    distance to the mid and stays above the ask, so all configured attempts are used and the
+    escalation path (counter, loud log line, final marketable close) is exercised for real.
+    """
+    await _ensure_long(ctx, "close_retry")
+    qty = min(ctx.probe_net(), float(ctx.config.active.max_quantity))
+    _, ask = await ctx.orders.quote(ctx.instrument)
+    escalations_before = _escalations(ctx)
+    reprices = await ctx.orders.close(
+        ctx.instrument, qty, probe="close_retry", first_price=round_tick(ask * 1.02 + 0.05)
+    )
+    attempts = ctx.config.active.close_retry_attempts
+    if reprices != attempts:
+        raise ProbeFailure(f"expected {attempts} re-prices, saw {reprices}")
+    if ctx.metrics is not None and _escalations(ctx) != escalations_before + 1:
+        raise ProbeFailure("the escalation counter did not increase")
+    return f"{reprices} re-prices toward the mid, escalated, then closed at the bid"
+
+
+def _escalations(ctx: ProbeContext) -> float:
+    if ctx.metrics is None:
+        return 0.0
+    value = ctx.metrics.registry.get_sample_value("gatewatch_order_close_escalations_total")
+    return float(value or 0.0)

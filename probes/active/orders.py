@@ -1,0 +1,373 @@
+"""The order helpers every active probe shares: quotes, send, wait for fills, cancel, close, clean up.
+
+Why event-driven: fill latency is measured from just before placeOrder to the arrival of the
+execution report (execDetailsEvent); a polling loop would add up to its period in error. Why here:
+each probe then reads as its scenario, and the journal is kept current in one place (every status
+and execution of an order carrying our orderRef prefix is written as it arrives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+
+from ib_async import IB, Contract, Fill, LimitOrder, Ticker, Trade
+from loguru import logger
+
+from exporter.metrics import Metrics
+from gatewatch.config import ActiveConfig
+from probes.active.guard import PaperGuard, SentOrder
+from probes.active.journal import Journal
+from probes.active.pacing import PacingGovernor
+
+DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
+CANCEL_OF_FILLED = (161, 10148)
+
+
+class ProbeFailure(Exception):
+    """A probe ran and found the order path misbehaving; the message says how."""
+
+
+@dataclass
+class FillResult:
+    """What waiting for an order's fill saw."""
+
+    filled: float
+    status: str
+    latency: float | None
+    avg_price: float
+
+
+@dataclass
+class OrderErrors:
+    """API errors per order id (201 reasons, 161 on cancel-after-fill, ...)."""
+
+    by_order: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+
+    def codes(self, order_id: int) -> list[int]:
+        return [code for code, _ in self.by_order.get(order_id, [])]
+
+    def text(self, order_id: int, code: int) -> str:
+        return next((msg for c, msg in self.by_order.get(order_id, []) if c == code), "")
+
+
+def round_tick(price: float, tick: float = 0.01) -> float:
+    return round(round(price / tick) * tick, 2)
+
+
+def floor_tick(price: float, tick: float = 0.01) -> float:
+    return round(math.floor(price / tick + 1e-9) * tick, 2)
+
+
+class ProbeOrders:
+    """Order helpers on one connection; keeps the journal in step with the Gateway."""
+
+    def __init__(
+        self,
+        ib: IB,
+        guard: PaperGuard,
+        journal: Journal,
+        active: ActiveConfig,
+        governor: PacingGovernor,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.ib = ib
+        self.guard = guard
+        self.journal = journal
+        self.active = active
+        self.governor = governor
+        self.metrics = metrics
+        self.errors = OrderErrors()
+        self.first_fill_at: dict[str, float] = {}
+        self.sent_at: dict[str, float] = {}
+        self._tickers: dict[int, Ticker] = {}
+        ib.orderStatusEvent += self._on_status
+        ib.execDetailsEvent += self._on_exec
+        ib.errorEvent += self._on_error
+
+    def detach(self) -> None:
+        """Stop listening to the connection and cancel the quote subscriptions."""
+        self.ib.orderStatusEvent -= self._on_status
+        self.ib.execDetailsEvent -= self._on_exec
+        self.ib.errorEvent -= self._on_error
+        for ticker in self._tickers.values():
+            if ticker.contract is not None:
+                self.ib.cancelMktData(ticker.contract)
+        self._tickers.clear()
+
+    # ----------------------------------------------------------------- journal sync
+    def _on_status(self, trade: Trade) -> None:
+        ref = trade.order.orderRef
+        if self.guard.owns(ref):
+            s = trade.orderStatus
+            self.journal.update_status(ref, s.status, s.filled, s.avgFillPrice)
+
+    def _on_exec(self, trade: Trade, fill: Fill) -> None:
+        ref = fill.execution.orderRef or trade.order.orderRef
+        if self.guard.owns(ref):
+            self.first_fill_at.setdefault(ref, time.time())
+            self.record_fill(fill)
+
+    def record_fill(self, fill: Fill) -> None:
+        ex = fill.execution
+        if self.guard.owns(ex.orderRef):
+            self.journal.record_fill(
+                exec_id=ex.execId,
+                order_ref=ex.orderRef,
+                con_id=fill.contract.conId,
+                side=ex.side,
+                shares=float(ex.shares),
+                price=float(ex.price),
+            )
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None = None) -> None:
+        if req_id > 0:
+            self.errors.by_order.setdefault(req_id, []).append((code, message))
+
+    # ----------------------------------------------------------------- quotes
+    async def quote(self, contract: Contract, timeout: float | None = None) -> tuple[float, float]:
+        """Current (bid, ask) from a streaming subscription kept for the run."""
+        ticker = self._tickers.get(contract.conId)
+        if ticker is None:
+            await self.governor.ready()
+            ticker = self.ib.reqMktData(contract, "", False, False)
+            self._tickers[contract.conId] = ticker
+        deadline = time.monotonic() + (timeout or self.active.fill_timeout)
+        while not (_valid(ticker.bid) and _valid(ticker.ask)):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProbeFailure(
+                    f"no bid/ask for {contract.localSymbol or contract.symbol} "
+                    f"within {timeout or self.active.fill_timeout:g} s"
+                )
+            await _next_update(ticker, remaining)
+        return float(ticker.bid), float(ticker.ask)
+
+    # ----------------------------------------------------------------- orders
+    def find_sent(self, order_ref: str) -> Trade | None:
+        """The Gateway's (this session's) trade carrying ``order_ref``, if any."""
+        return next((t for t in self.ib.trades() if t.order.orderRef == order_ref), None)
+
+    def limit(
+        self,
+        contract: Contract,
+        action: str,
+        price: float,
+        *,
+        probe: str,
+        quantity: float = 1,
+        order_ref: str | None = None,
+    ) -> SentOrder:
+        """Send a DAY limit order through the guard.
+
+        With ``order_ref`` this is a retry: if the journal or the Gateway (open orders, executions)
+        already knows that ref, the existing order is returned and nothing is sent again.
+        """
+        if order_ref is not None:
+            existing = self.find_sent(order_ref)
+            if existing is not None:
+                logger.info(
+                    "retry of {}: already sent as order {}, not sending again",
+                    order_ref,
+                    existing.order.orderId,
+                )
+                return SentOrder(existing, order_ref, math.nan)
+            if self.journal.get(order_ref) is not None:
+                raise ProbeFailure(f"{order_ref} is journalled but unknown to the Gateway: not resending")
+        order = LimitOrder(action, quantity, round_tick(price), tif="DAY")
+        sent = self.guard.place(contract, order, probe=probe, order_ref=order_ref)
+        self.sent_at[sent.order_ref] = sent.sent_at
+        return sent
+
+    async def wait_done_or_filled(self, sent: SentOrder, timeout: float) -> FillResult:
+        """Wait (events, not polling) until the order is fully filled or done, or ``timeout``."""
+        trade = sent.trade
+        event = asyncio.Event()
+
+        def check(*_: object) -> None:
+            if trade.orderStatus.status in DONE or trade.remaining() <= 0 < trade.filled():
+                event.set()
+
+        trade.statusEvent += check
+        trade.fillEvent += check
+        check()
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            trade.statusEvent -= check
+            trade.fillEvent -= check
+        first = self.first_fill_at.get(sent.order_ref)
+        latency = first - sent.sent_at if first is not None and math.isfinite(sent.sent_at) else None
+        filled = float(trade.filled())
+        if latency is not None and self.metrics:
+            self.metrics.order_fill_latency.observe(latency)
+        return FillResult(filled, trade.orderStatus.status, latency, float(trade.orderStatus.avgFillPrice))
+
+    async def cancel(self, sent: SentOrder, timeout: float | None = None) -> str:
+        """Cancel one of our orders by id and wait for a final state; returns it."""
+        trade = sent.trade
+        if not self.guard.owns(trade.order.orderRef):
+            raise ProbeFailure(f"refusing to cancel order {trade.order.orderId}: not a probe order")
+        if trade.orderStatus.status not in DONE:
+            self.ib.cancelOrder(trade.order)
+        await self.wait_done_or_filled(sent, timeout or self.active.cancel_timeout)
+        return trade.orderStatus.status
+
+    async def buy_marketable(self, contract: Contract, *, probe: str) -> tuple[SentOrder, FillResult]:
+        """Buy one at the ask (a marketable limit) and wait for the fill."""
+        _, ask = await self.quote(contract)
+        sent = self.limit(contract, "BUY", ask, probe=probe)
+        result = await self.wait_done_or_filled(sent, self.active.fill_timeout)
+        if result.filled < sent.trade.order.totalQuantity:
+            await self.cancel(sent)
+            reasons = "; ".join(msg for _, msg in self.errors.by_order.get(sent.trade.order.orderId, []))
+            raise ProbeFailure(
+                f"buy at the ask {ask} not filled within {self.active.fill_timeout:g} s "
+                f"(status {result.status}, filled {result.filled:g}){': ' + reasons if reasons else ''}"
+            )
+        return sent, result
+
+    async def close(
+        self,
+        contract: Contract,
+        quantity: float,
+        *,
+        probe: str,
+        first_price: float | None = None,
+        wait: float | None = None,
+    ) -> int:
+        """Sell ``quantity`` (one order per max_quantity lot) to close; returns re-prices used.
+
+        Each lot starts at ``first_price`` (default: the bid). A lot that does not fill within
+        ``close_retry_wait`` is re-priced toward the mid (halving the distance; a price already
+        below the mid goes to the current bid), at most ``close_retry_attempts`` times; then the
+        close escalates (``gatewatch_order_close_escalations_total``, a loud log line) and is made
+        marketable at the bid so nothing is left behind.
+        """
+        reprices = 0
+        wait = wait or self.active.close_retry_wait
+        remaining = quantity
+        while remaining > 1e-9:
+            lot = min(remaining, float(self.active.max_quantity))
+            bid, _ = await self.quote(contract)
+            sent = self.limit(contract, "SELL", first_price or bid, probe=probe, quantity=lot)
+            result = await self.wait_done_or_filled(sent, wait)
+            attempt = 0
+            while (
+                result.filled < lot
+                and result.status not in DONE
+                and attempt < self.active.close_retry_attempts
+            ):
+                attempt += 1
+                bid, ask = await self.quote(contract)
+                mid = (bid + ask) / 2
+                old = float(sent.trade.order.lmtPrice or 0.0)
+                new = round_tick(mid + (old - mid) / 2) if old > mid else bid
+                logger.info(
+                    "close {} not filled at {}: re-pricing to {} (attempt {}/{})",
+                    sent.order_ref,
+                    old,
+                    new,
+                    attempt,
+                    self.active.close_retry_attempts,
+                )
+                self.guard.modify_price(sent, new)
+                result = await self.wait_done_or_filled(sent, wait)
+            reprices += attempt
+            if result.filled < lot and result.status not in DONE:
+                if self.metrics:
+                    self.metrics.close_escalations.inc()
+                logger.error(
+                    "CLOSE ESCALATION: {} not filled after {} re-prices; closing at the bid now",
+                    sent.order_ref,
+                    attempt,
+                )
+                bid, _ = await self.quote(contract)
+                self.guard.modify_price(sent, bid)
+                result = await self.wait_done_or_filled(sent, self.active.fill_timeout)
+            if result.filled < lot:
+                await self.cancel(sent)
+                raise ProbeFailure(
+                    f"close {sent.order_ref} not filled (status {result.status}, "
+                    f"filled {result.filled:g}/{lot:g})"
+                )
+            remaining -= lot
+        return reprices
+
+    # ----------------------------------------------------------------- clean-up
+    async def held_by_gateway(self) -> dict[int, tuple[Contract, float]]:
+        """Positions per conId as the Gateway reports them now."""
+        positions = await asyncio.wait_for(self.ib.reqPositionsAsync(), self.active.cancel_timeout)
+        return {
+            p.contract.conId: (p.contract, float(p.position))
+            for p in positions
+            if p.account == self.guard.account
+        }
+
+    async def cleanup(self, *, probe: str = "cleanup") -> list[str]:
+        """Cancel our open orders and close what our probes hold; returns what was done.
+
+        Only orders with our orderRef prefix are cancelled, one by id. Positions closed are the
+        journal's net probe position per contract, capped by what the Gateway actually holds, so a
+        position opened by the trading bot or by hand is never touched.
+        """
+        actions: list[str] = []
+        for trade in list(self.ib.openTrades()):
+            if self.guard.owns(trade.order.orderRef) and trade.order.clientId == self.ib.client.clientId:
+                self.ib.cancelOrder(trade.order)
+                actions.append(f"cancelled {trade.order.orderRef} (id {trade.order.orderId})")
+        for trade in list(self.ib.openTrades()):
+            if self.guard.owns(trade.order.orderRef):
+                await self.wait_done_or_filled(
+                    SentOrder(trade, trade.order.orderRef, math.nan), self.active.cancel_timeout
+                )
+        for fill in self.ib.fills():
+            self.record_fill(fill)
+        open_refs = {t.order.orderRef for t in self.ib.openTrades()}
+        for row in self.journal.open_orders():
+            if row.order_ref not in open_refs:
+                known = self.find_sent(row.order_ref)
+                self.journal.update_status(row.order_ref, known.orderStatus.status if known else "Gone")
+        held = await self.held_by_gateway()
+        for con_id, net in self.journal.net_positions().items():
+            contract, gateway_qty = held.get(con_id, (None, 0.0))
+            if contract is None or gateway_qty == 0 or (gateway_qty > 0) != (net > 0):
+                continue
+            qty = min(abs(net), abs(gateway_qty))
+            if net < 0:
+                logger.error(
+                    "probe journal shows a short position {} in conId {}: not closing automatically",
+                    net,
+                    con_id,
+                )
+                continue
+            contract.exchange = contract.exchange or "SMART"
+            await self.close(contract, qty, probe=probe, wait=self.active.close_retry_wait)
+            actions.append(f"closed {qty:g} of {contract.localSymbol or contract.symbol}")
+        for action in actions:
+            logger.info("probe cleanup: {}", action)
+        return actions
+
+
+async def _next_update(ticker: Ticker, timeout: float) -> None:
+    """Wait for the ticker's next update event (or the timeout)."""
+    event = asyncio.Event()
+
+    def on_update(*_: object) -> None:
+        event.set()
+
+    ticker.updateEvent += on_update
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        pass
+    finally:
+        ticker.updateEvent -= on_update
+
+
+def _valid(price: float) -> bool:
+    return price is not None and math.isfinite(price) and price > 0

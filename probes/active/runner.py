@@ -1,0 +1,248 @@
+"""Run the active probes once on their own connection: recover, probe, clean up.
+
+Order of work, and why: connect with ``gateway.probe_client_id`` (the Gateway replays this
+client's open orders and executions, which is what recovery needs); refuse everything unless the
+paper checks pass; recover what a crashed run left (cancel our open orders, close our positions);
+run each probe time-boxed, cleaning up after a failure; finally flatten again and disconnect. A
+Gateway fault fails probes; it never raises out of :func:`run_probes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ib_async import IB
+from loguru import logger
+
+from exporter.metrics import Metrics
+from gatewatch.config import GatewatchConfig
+from probes.active import order_probes, request_probes
+from probes.active.context import ProbeContext
+from probes.active.guard import OrderRefused, PaperGuard
+from probes.active.instrument import resolve_instrument
+from probes.active.journal import Journal
+from probes.active.orders import ProbeFailure, ProbeOrders
+from probes.active.pacing import PacingGovernor
+
+ProbeFn = Callable[[ProbeContext], Awaitable[str]]
+
+PROBES: dict[str, ProbeFn] = {
+    "fill": order_probes.probe_fill,
+    "position": order_probes.probe_position,
+    "cancel": order_probes.probe_cancel,
+    "close": order_probes.probe_close,
+    "cancel_race": order_probes.probe_cancel_race,
+    "duplicate": order_probes.probe_duplicate,
+    "reject": order_probes.probe_reject,
+    "close_retry": order_probes.probe_close_retry,
+    "timeout": request_probes.probe_timeout,
+    "rate": request_probes.probe_rate,
+    "error_recovery": request_probes.probe_error_recovery,
+}
+
+
+@dataclass
+class ProbeResult:
+    """One probe's outcome."""
+
+    name: str
+    ok: bool
+    duration: float
+    detail: str
+
+
+@dataclass
+class RunReport:
+    """A whole run: results in order, plus what recovery and clean-up did."""
+
+    run_id: str
+    results: list[ProbeResult] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    fill_latencies: list[float] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+
+def new_run_id() -> str:
+    """Short, unique enough per run, and sortable by time."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def probe_timeout(config: GatewatchConfig) -> float:
+    """Time box per probe: a few fill/cancel waits plus the close-retry walk."""
+    a = config.active
+    return 3 * a.fill_timeout + a.cancel_timeout + (a.close_retry_attempts + 2) * a.close_retry_wait + 10
+
+
+async def connect_probe_client(ib: IB, config: GatewatchConfig) -> None:
+    """Connect on the probes' own client id, with every request time-boxed."""
+    gw = config.gateway
+    ib.RequestTimeout = gw.request_timeout
+    await ib.connectAsync(
+        gw.host, gw.port, clientId=gw.probe_client_id, timeout=gw.connect_timeout, account=gw.account or ""
+    )
+
+
+class ActiveSession:
+    """A connected probe session: guard, journal, helpers. Use as an async context manager."""
+
+    def __init__(
+        self,
+        config: GatewatchConfig,
+        *,
+        metrics: Metrics | None = None,
+        backoff_base: float = 2.0,
+        run_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.run_id = run_id or new_run_id()
+        self.ib = IB()
+        self.journal = Journal(config.active.journal_path)
+        self.guard = PaperGuard(self.ib, config, self.journal, run_id=self.run_id, metrics=metrics)
+        self.governor = PacingGovernor(self.ib, backoff_base=backoff_base, metrics=metrics)
+        self.orders = ProbeOrders(self.ib, self.guard, self.journal, config.active, self.governor, metrics)
+
+    async def __aenter__(self) -> ActiveSession:
+        try:
+            await connect_probe_client(self.ib, self.config)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self.orders.detach()
+        self.governor.close()
+        if self.ib.isConnected():
+            self.ib.disconnect()
+        self.update_gauges()
+        self.journal.close()
+
+    def update_gauges(self) -> None:
+        if self.metrics:
+            self.metrics.probe_open_orders.set(len(self.journal.open_orders()))
+            self.metrics.probe_positions.set(len(self.journal.net_positions()))
+
+    async def recover(self) -> list[str]:
+        """Paper check, then cancel/close what earlier (crashed) runs left behind."""
+        self.guard.check_paper()
+        return await self.orders.cleanup(probe="recovery")
+
+    async def context(self) -> ProbeContext:
+        instrument = await resolve_instrument(self.ib, self.config.active, self.orders)
+        return ProbeContext(
+            self.ib,
+            self.config,
+            self.guard,
+            self.orders,
+            self.journal,
+            self.governor,
+            instrument,
+            self.metrics,
+        )
+
+
+async def run_probes(
+    config: GatewatchConfig,
+    *,
+    only: list[str] | None = None,
+    metrics: Metrics | None = None,
+    backoff_base: float = 2.0,
+    on_result: Callable[[ProbeResult], None] | None = None,
+) -> RunReport:
+    """Run the chosen probes once; every failure is reported, nothing raises."""
+    names = [n for n in PROBES if only is None or n in only]
+    report = RunReport(run_id=new_run_id())
+
+    def fail_all(reason: str) -> RunReport:
+        for name in names:
+            _record(report, ProbeResult(name, False, 0.0, reason), on_result)
+        return report
+
+    try:
+        session = ActiveSession(config, metrics=metrics, backoff_base=backoff_base, run_id=report.run_id)
+    except Exception as exc:
+        return fail_all(f"cannot open the probe journal: {exc}")
+    try:
+        await session.__aenter__()
+    except Exception as exc:
+        return fail_all(
+            f"cannot connect to {config.gateway.host}:{config.gateway.port} "
+            f"as client {config.gateway.probe_client_id}: {type(exc).__name__} {exc}"
+        )
+    try:
+        try:
+            report.recovered = await session.recover()
+            ctx = await session.context()
+        except (OrderRefused, ProbeFailure, TimeoutError, ConnectionError) as exc:
+            return fail_all(f"{type(exc).__name__}: {exc}")
+        for name in names:
+            result = await _run_one(name, ctx, probe_timeout(config))
+            _record(report, result, on_result)
+            if not result.ok and session.ib.isConnected():
+                await _safe_cleanup(session, report)
+        if session.ib.isConnected():
+            await _safe_cleanup(session, report)
+        report.fill_latencies = list(_latencies(session))
+    finally:
+        await session.aclose()
+    return report
+
+
+async def _run_one(name: str, ctx: ProbeContext, timeout: float) -> ProbeResult:
+    started = time.monotonic()
+    try:
+        detail = await asyncio.wait_for(PROBES[name](ctx), timeout)
+        ok = True
+    except asyncio.CancelledError:
+        raise
+    except OrderRefused as exc:
+        ok, detail = False, f"refused ({exc.reason}): {exc}"
+    except ProbeFailure as exc:
+        ok, detail = False, str(exc)
+    except TimeoutError:
+        ok, detail = False, f"timed out after {timeout:g} s"
+    except Exception as exc:
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return ProbeResult(name, ok, time.monotonic() - started, detail)
+
+
+async def _safe_cleanup(session: ActiveSession, report: RunReport) -> None:
+    try:
+        report.cleaned += await session.orders.cleanup()
+    except Exception as exc:
+        logger.error("probe cleanup failed, the next start will retry it: {}", exc)
+
+
+def _latencies(session: ActiveSession) -> list[float]:
+    return [
+        session.orders.first_fill_at[ref] - sent_at
+        for ref, sent_at in session.orders.sent_at.items()
+        if ref in session.orders.first_fill_at
+    ]
+
+
+def _record(report: RunReport, result: ProbeResult, on_result: Callable[[ProbeResult], None] | None) -> None:
+    report.results.append(result)
+    level = "INFO" if result.ok else "WARNING"
+    logger.log(
+        level,
+        "active probe {} {} in {:.2f} s: {}",
+        result.name,
+        "passed" if result.ok else "FAILED",
+        result.duration,
+        result.detail,
+    )
+    if on_result:
+        on_result(result)
