@@ -1,0 +1,157 @@
+"""Host-side checks: NTP status, CPU and memory headroom, disk for Prometheus, market hours.
+
+None of these needs the Gateway, so they run (and report) even when it is down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+from gatewatch.checks import CheckResult, failed, passed
+from gatewatch.config import GatewatchConfig
+from gatewatch.market_calendar import EASTERN, NYSE
+
+TIME_ERROR = 5
+"""adjtimex() return value meaning "clock not synchronised" (Linux, <sys/timex.h>)."""
+
+
+def _timedatectl_synchronized() -> bool | None:
+    try:
+        out = subprocess.run(
+            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+            capture_output=True,
+            text=True,
+            timeout=3,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = out.stdout.strip().lower()
+    return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
+
+
+def _adjtimex_synchronized() -> bool | None:
+    """Read the kernel's clock state without changing it (modes = 0)."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        buffer = ctypes.create_string_buffer(512)  # larger than struct timex; zeroed: read-only query
+        state = int(libc.adjtimex(buffer))
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return state != TIME_ERROR
+
+
+def check_ntp() -> CheckResult:
+    """The host's own view of its clock: timedatectl where systemd runs, else the kernel's adjtimex."""
+    name = "host clock NTP-synchronised"
+    for source, reader in (("timedatectl", _timedatectl_synchronized), ("adjtimex", _adjtimex_synchronized)):
+        state = reader()
+        if state is True:
+            return passed(name, f"{source}: synchronised")
+        if state is False:
+            return failed(
+                name,
+                f"{source}: NOT synchronised",
+                "enable NTP (timedatectl set-ntp true, or chrony/systemd-timesyncd) and wait until "
+                "it reports synchronised",
+                blocking=False,
+            )
+    return CheckResult(name, "info", "NTP status not readable here; relying on the IB time comparison")
+
+
+def check_cpu_memory(config: GatewatchConfig, sample_seconds: float = 0.5) -> list[CheckResult]:
+    """Headroom now: a host already near its limits will miss quotes under load."""
+    cpu = psutil.cpu_percent(interval=sample_seconds) / 100
+    memory = psutil.virtual_memory()
+    used = 1 - memory.available / memory.total
+    limit_cpu, limit_mem = config.preflight.max_host_cpu_ratio, config.preflight.max_host_memory_ratio
+    results = []
+    if cpu <= limit_cpu:
+        results.append(passed("host CPU headroom", f"CPU {cpu:.0%} in use (limit {limit_cpu:.0%})"))
+    else:
+        results.append(
+            failed(
+                "host CPU headroom",
+                f"CPU {cpu:.0%} in use, above {limit_cpu:.0%}",
+                "stop other work on this host (top shows what uses the CPU) or raise "
+                "preflight.max_host_cpu_ratio",
+            )
+        )
+    if used <= limit_mem:
+        results.append(
+            passed(
+                "host memory headroom",
+                f"{used:.0%} in use, {memory.available / 2**20:.0f} MiB available (limit {limit_mem:.0%})",
+            )
+        )
+    else:
+        results.append(
+            failed(
+                "host memory headroom",
+                f"{used:.0%} in use, above {limit_mem:.0%}",
+                "free memory (stop unneeded services) or raise preflight.max_host_memory_ratio",
+            )
+        )
+    return results
+
+
+def check_disk(config: GatewatchConfig) -> CheckResult:
+    """Prometheus must be able to keep the whole session's samples."""
+    name = "disk space for Prometheus"
+    path = Path(config.preflight.prometheus_data_path)
+    if not path.exists():
+        return failed(
+            name,
+            f"{path} does not exist",
+            "create the folder or set preflight.prometheus_data_path to Prometheus's data folder",
+        )
+    free = shutil.disk_usage(path).free
+    need = config.preflight.min_disk_free_bytes
+    if free >= need:
+        return passed(name, f"{free / 2**30:.1f} GiB free at {path} (need {need / 2**30:.1f} GiB)")
+    return failed(
+        name,
+        f"only {free / 2**30:.2f} GiB free at {path}, need {need / 2**30:.1f} GiB",
+        "free disk space (old Prometheus data, logs) or move the data folder",
+    )
+
+
+def check_market(config: GatewatchConfig, now: datetime) -> CheckResult:
+    """The market must be open now and stay open for the whole session (holidays, early closes)."""
+    name = "market open for the session"
+    duration = timedelta(seconds=config.session.required_duration)
+    blocking = config.preflight.require_market_open
+    local = now.astimezone(EASTERN).strftime("%a %Y-%m-%d %H:%M %Z")
+    if NYSE.open_through(now, duration):
+        close = NYSE.session_close(now)
+        assert close is not None
+        return passed(
+            name,
+            f"NYSE open ({local}); closes {close.astimezone(EASTERN):%H:%M %Z}, after the {duration} session",
+        )
+    close = NYSE.session_close(now)
+    if close is not None:
+        detail = (
+            f"NYSE open ({local}) but closes {close.astimezone(EASTERN):%H:%M %Z}, "
+            f"before a {duration} session ends"
+        )
+    else:
+        detail = (
+            f"NYSE closed ({local}); next open {NYSE.next_open(now).astimezone(EASTERN):%a %Y-%m-%d %H:%M %Z}"
+        )
+    fix = f"start the session when at least {duration} of regular trading remains"
+    if not blocking:
+        return CheckResult(name, "warn", detail + " (preflight.require_market_open is false)", fix, False)
+    return failed(name, detail, fix)
