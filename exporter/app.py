@@ -52,6 +52,10 @@ class ExporterApp:
         self.metrics = metrics or Metrics()
         self.started_at = time.time()
         self.extra_tasks: list[TaskFactory] = []
+        if config.active.enabled:  # scheduled active paper-order probes (owned by probes/active/)
+            from probes.active.schedule import exporter_task
+
+            self.extra_tasks.append(exporter_task)
         probes_cfg = config.probes
         self.session = GatewaySession(config.gateway)
         self.time_requester = CurrentTimeRequester(self.session, config.gateway.request_timeout)

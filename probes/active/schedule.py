@@ -1,0 +1,73 @@
+"""Scheduled active probes inside the exporter: every ``active.interval``, market hours only.
+
+Why inside the exporter: the results become metrics next to the passive probes, so the session
+gates and alerts see an order path that broke mid-session. Each run is its own connection on
+``gateway.probe_client_id`` (recovery needs the Gateway's replay for that id), and nothing a run
+does can raise out of here: a Gateway fault is a failed probe, never a dead exporter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from loguru import logger
+
+from exporter.metrics import Metrics
+from gatewatch.config import GatewatchConfig
+from gatewatch.market_calendar import NYSE
+from probes.active.runner import PROBES, ProbeResult, run_probes
+
+KIND = "active"
+
+
+def publish(metrics: Metrics, result: ProbeResult) -> None:
+    """Blackbox-style metrics for one active probe result."""
+    labels = {"probe": result.name, "kind": KIND}
+    metrics.probe_success.labels(**labels).set(1 if result.ok else 0)
+    metrics.probe_duration.labels(**labels).set(result.duration)
+    metrics.probe_last_run.labels(**labels).set(time.time())
+    metrics.probe_runs.labels(**labels, result="success" if result.ok else "failure").inc()
+
+
+async def run_schedule(
+    config: GatewatchConfig, metrics: Metrics, stop: asyncio.Event, *, backoff_base: float = 2.0
+) -> None:
+    """Run the active probe set every ``active.interval`` until ``stop`` is set."""
+    logger.info(
+        "active probes scheduled every {:g} s ({})",
+        config.active.interval,
+        "market hours only" if config.active.market_hours_only else "at all hours",
+    )
+    was_open: bool | None = None
+    while not stop.is_set():
+        now = dt.datetime.now(dt.UTC)
+        is_open = not config.active.market_hours_only or NYSE.is_open(now)
+        if is_open != was_open:
+            logger.info("active probes {}", "running" if is_open else "paused: market closed")
+            was_open = is_open
+        if is_open:
+            try:
+                await run_probes(
+                    config,
+                    metrics=metrics,
+                    backoff_base=backoff_base,
+                    on_result=lambda r: publish(metrics, r),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in a run must not end the exporter
+                logger.exception("active probe run crashed: {}", exc)
+                for name in PROBES:
+                    publish(metrics, ProbeResult(name, False, 0.0, f"run crashed: {exc}"))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.active.interval)
+
+
+def exporter_task(config: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]:
+    """``ExporterApp.extra_tasks`` factory: the schedule runs until the exporter cancels it."""
+    return run_schedule(config, metrics, asyncio.Event())

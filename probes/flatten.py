@@ -1,0 +1,164 @@
+"""``gatewatch flatten``: cancel probe orders and close probe positions; ``--all`` for everything.
+
+Why two scopes: the default touches only what the probes own (journal + orderRef prefix), so it is
+safe while the trading bot runs. ``--all`` is the paper account's emergency stop: every open order
+(cancelled one by one, by id: a global cancel is never sent) and every position, after the paper
+checks and an explicit confirmation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from ib_async import IB, LimitOrder, Order
+from loguru import logger
+
+from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.logs import setup_logging
+from probes.active.guard import OrderRefused
+from probes.active.runner import ActiveSession
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None, help="gatewatch YAML (default config/gatewatch.yaml)"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every open order and position on the PAPER account, not only the probes'",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    setup_logging(config.exporter.log_level, config.exporter.log_json)
+    if args.all and not args.yes and not _confirmed():
+        print(
+            "gatewatch flatten: --all not confirmed; nothing done (use --yes to skip the prompt)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        done = asyncio.run(flatten(config, everything=args.all))
+    except OrderRefused as exc:
+        print(f"gatewatch flatten: refused ({exc.reason}): {exc}", file=sys.stderr)
+        return 1
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        print(f"gatewatch flatten: cannot reach the Gateway: {type(exc).__name__} {exc}", file=sys.stderr)
+        return 1
+    for line in done or ["nothing to do"]:
+        print(line)
+    return 0
+
+
+def _confirmed() -> bool:
+    print(
+        "Cancel EVERY open order and close EVERY position on this paper account? Type 'yes': ",
+        end="",
+        flush=True,
+    )
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
+        return False
+    return answer.strip().lower() == "yes"
+
+
+async def flatten(config: GatewatchConfig, *, everything: bool = False) -> list[str]:
+    """Flatten probe orders/positions (default) or everything on the paper account."""
+    async with ActiveSession(config) as session:
+        session.guard.check_paper()
+        done = await session.orders.cleanup(probe="flatten")
+        if everything:
+            done += await _flatten_everything(session)
+        session.update_gauges()
+        return done
+
+
+async def _flatten_everything(session: ActiveSession) -> list[str]:
+    """Cancel every open order by id, then close every position with marketable limits.
+
+    The API lets a client cancel only its own orders, and a global cancel is never an option, so
+    orders of another client id are cancelled from a short connection under that client id (if
+    that client is still connected the Gateway refuses with 326, and we say so). Closes go through
+    the guard, so size/notional limits still hold: a bigger position is reported for manual
+    handling, not closed blindly.
+    """
+    ib, guard, done = session.ib, session.guard, []
+    timeout = session.config.gateway.request_timeout
+    trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
+    by_client: dict[int, list[Order]] = {}
+    for trade in trades:
+        if trade.orderStatus.status not in ("Filled", "Cancelled", "ApiCancelled", "Inactive"):
+            by_client.setdefault(trade.order.clientId, []).append(trade.order)
+    for client_id, orders in by_client.items():
+        if client_id == ib.client.clientId:
+            for order in orders:
+                ib.cancelOrder(order)
+                done.append(
+                    f"cancelled order {order.orderId} (client {client_id}, ref {order.orderRef or '-'})"
+                )
+        else:
+            done += await _cancel_as_client(session.config, client_id, orders)
+    await asyncio.sleep(0.5)
+    for contract, qty in (await session.orders.held_by_gateway()).values():
+        if qty == 0:
+            continue
+        contract.exchange = contract.exchange or "SMART"
+        action = "SELL" if qty > 0 else "BUY"
+        remaining = abs(qty)
+        while remaining > 0:
+            lot = min(remaining, float(session.config.active.max_quantity))
+            try:
+                bid, ask = await session.orders.quote(contract)
+                order = LimitOrder(action, lot, bid if action == "SELL" else ask, tif="DAY")
+                sent = guard.place(contract, order, probe="flatten")
+            except OrderRefused as exc:
+                logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)
+                done.append(f"NOT closed {qty:g} {contract.localSymbol}: {exc}")
+                break
+            result = await session.orders.wait_done_or_filled(sent, session.config.active.fill_timeout)
+            if result.filled < lot:
+                await session.orders.cancel(sent)
+                done.append(f"NOT closed {contract.localSymbol}: {result.status}")
+                break
+            remaining -= lot
+        else:
+            done.append(f"closed {qty:g} {contract.localSymbol}")
+    return done
+
+
+async def _cancel_as_client(config: GatewatchConfig, client_id: int, orders: list[Order]) -> list[str]:
+    """Cancel another client's orders by id from a short connection under its client id."""
+    gw = config.gateway
+    ib = IB()
+    ib.RequestTimeout = gw.request_timeout
+    try:
+        await ib.connectAsync(gw.host, gw.port, clientId=client_id, timeout=gw.connect_timeout)
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        return [
+            f"NOT cancelled {len(orders)} order(s) of client {client_id}: cannot connect as that client "
+            f"(still connected? error 326): {type(exc).__name__} {exc}"
+        ]
+    try:
+        done = []
+        for order in orders:
+            ib.cancelOrder(order)
+            done.append(f"cancelled order {order.orderId} (client {client_id}, ref {order.orderRef or '-'})")
+        await asyncio.sleep(0.3)
+        return done
+    finally:
+        ib.disconnect()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="gatewatch flatten")
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args()))
