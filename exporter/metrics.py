@@ -12,10 +12,27 @@ Money is in the account's currency, named by a ``currency`` label.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.samples import Sample
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FILL_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class CounterFromSource(Gauge):
+    """A counter whose total is read from elsewhere (e.g. a process's CPU seconds) and set.
+
+    prometheus_client's Counter can only be incremented; exposing a copied total as a gauge named
+    ``*_total`` fails ``promtool check metrics`` and misleads ``rate()`` users. This keeps the
+    setter but is exposed as a counter.
+    """
+
+    _type = "counter"
+
+    def _child_samples(self) -> Iterable[Sample]:
+        return tuple(sample._replace(name="_total") for sample in super()._child_samples())
 
 
 class Metrics:
@@ -154,7 +171,7 @@ class Metrics:
         self.process_resident_memory = Gauge(
             "gatewatch_process_resident_memory_bytes", "Resident memory of a watched process.",
             ["process"], registry=r)
-        self.process_cpu_seconds = Gauge(
+        self.process_cpu_seconds = CounterFromSource(
             "gatewatch_process_cpu_seconds_total", "CPU time (user+system) of a watched process.",
             ["process"], registry=r)
         self.process_open_fds = Gauge(

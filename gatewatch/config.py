@@ -28,7 +28,9 @@ DEFAULT_EXPORTER_PORT = 14002
 PAPER_GATEWAY_PORTS = (4002, 7497)
 """IB Gateway paper 4002, TWS paper 7497 (live: 4001 and 7496)."""
 
-_DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$")
+_DURATION_RE = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$"
+)
 
 
 def parse_duration(value: Any) -> float:
@@ -66,17 +68,17 @@ class GatewayConfig(Strict):
     """Where the IB Gateway (or the simulator) listens, and how gatewatch talks to it."""
 
     host: str = "127.0.0.1"
-    port: int = Field(4002, ge=1, le=65535)
-    client_id: int = Field(901, ge=0, description="client id of the exporter's read-only connection")
-    probe_client_id: int = Field(902, ge=0, description="client id of the active order probes")
-    paper: bool = Field(True, description="the operator's statement that this is a paper Gateway")
+    port: int = Field(default=4002, ge=1, le=65535)
+    client_id: int = Field(default=901, ge=0, description="client id of the exporter's read-only connection")
+    probe_client_id: int = Field(default=902, ge=0, description="client id of the active order probes")
+    paper: bool = Field(default=True, description="the operator's statement that this is a paper Gateway")
     paper_ports: list[int] = Field(default_factory=lambda: list(PAPER_GATEWAY_PORTS))
-    account: str | None = Field(None, description="expected account id; None: the first managed account")
+    account: str | None = Field(default=None, description="expected account id; None: the first managed account")
     connect_timeout: PositiveSeconds = 10.0
     request_timeout: PositiveSeconds = 10.0
     reconnect_initial: PositiveSeconds = 1.0
     reconnect_max: PositiveSeconds = 60.0
-    reconnect_jitter: float = Field(0.2, ge=0, le=1)
+    reconnect_jitter: float = Field(default=0.2, ge=0, le=1)
 
     @model_validator(mode="after")
     def _distinct_client_ids(self) -> GatewayConfig:
@@ -108,7 +110,9 @@ class HistoricalConfig(Strict):
     @model_validator(mode="after")
     def _respect_pacing(self) -> HistoricalConfig:
         if self.interval < 15:
-            raise ValueError("interval must be at least 15s: IBKR treats identical requests within 15 s as pacing violations")
+            raise ValueError(
+                "interval must be at least 15s: IBKR treats identical requests within 15 s as pacing violations"
+            )
         return self
 
 
@@ -139,8 +143,10 @@ class ProbesConfig(Strict):
     clock_interval: PositiveSeconds = 2.5
     account_interval: PositiveSeconds = 10.0
     reconciliation_interval: PositiveSeconds = 60.0
-    bot_positions_file: str | None = Field(None, description="JSON positions file the trading bot writes")
-    max_position_ratio: float = Field(0.20, gt=0, le=1, description="bot's limit: position value / net liquidation")
+    bot_positions_file: str | None = Field(default=None, description="JSON positions file the trading bot writes")
+    max_position_ratio: float = Field(
+        default=0.20, gt=0, le=1, description="bot's limit: position value / net liquidation"
+    )
     process_interval: PositiveSeconds = 5.0
     processes: list[ProcessWatch] = Field(default_factory=list)
     historical: HistoricalConfig = Field(default_factory=HistoricalConfig)
@@ -152,25 +158,25 @@ class InstrumentConfig(Strict):
     kind: Literal["stock", "option"] = "stock"
     symbol: str = "SPY"
     right: Literal["C", "P"] = "C"
-    max_option_price: float = Field(0.50, gt=0, description="cheapest OTM strike at or below this premium")
-    min_days_to_expiry: int = Field(0, ge=0)
+    max_option_price: float = Field(default=0.50, gt=0, description="cheapest OTM strike at or below this premium")
+    min_days_to_expiry: int = Field(default=0, ge=0)
 
 
 class ActiveConfig(Strict):
     """Active order probes: real paper orders, bounded by hard limits."""
 
-    enabled: bool = Field(False, description="run the active probes on a schedule inside the exporter")
+    enabled: bool = Field(default=False, description="run the active probes on a schedule inside the exporter")
     interval: PositiveSeconds = 600.0
     market_hours_only: bool = True
     instrument: InstrumentConfig = Field(default_factory=InstrumentConfig)
-    max_quantity: int = Field(1, ge=1, le=1, description="at most 1 contract/share per probe order")
-    max_notional: float = Field(2000.0, gt=0, description="USD, per probe order")
-    max_orders_per_hour: int = Field(60, ge=1)
+    max_quantity: int = Field(default=1, ge=1, le=1, description="at most 1 contract/share per probe order")
+    max_notional: float = Field(default=2000.0, gt=0, description="USD, per probe order")
+    max_orders_per_hour: int = Field(default=60, ge=1)
     order_ref_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{2,15}$")] = "gatewatch"
     journal_path: str = "var/probe-journal.sqlite"
     fill_timeout: PositiveSeconds = 15.0
     cancel_timeout: PositiveSeconds = 10.0
-    close_retry_attempts: int = Field(3, ge=1, le=5)
+    close_retry_attempts: int = Field(default=3, ge=1, le=5)
     close_retry_wait: PositiveSeconds = 3.0
     stream_test_duration: PositiveSeconds = 60.0
 
@@ -185,10 +191,10 @@ class SessionConfig(Strict):
 class PreflightConfig(Strict):
     """Thresholds the pre-validation checklist applies."""
 
-    min_net_liquidation: float = Field(100_000.0, ge=0)
-    max_host_cpu_ratio: float = Field(0.5, gt=0, le=1)
-    max_host_memory_ratio: float = Field(0.7, gt=0, le=1)
-    min_disk_free_bytes: int = Field(2 * 1024**3, ge=0)
+    min_net_liquidation: float = Field(default=100_000.0, ge=0)
+    max_host_cpu_ratio: float = Field(default=0.5, gt=0, le=1)
+    max_host_memory_ratio: float = Field(default=0.7, gt=0, le=1)
+    min_disk_free_bytes: int = Field(default=2 * 1024**3, ge=0)
     prometheus_data_path: str = "."
     max_clock_skew: PositiveSeconds = 0.5
     require_market_open: bool = True

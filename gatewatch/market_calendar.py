@@ -11,7 +11,7 @@ remain the authority on the day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -123,8 +123,8 @@ class ExchangeCalendar:
         if not self.is_trading_day(day):
             return None
         close_time = EARLY_CLOSE if day in early_closes(day.year) else REGULAR_CLOSE
-        open_dt = datetime.combine(day, REGULAR_OPEN, EASTERN).astimezone(timezone.utc)
-        close_dt = datetime.combine(day, close_time, EASTERN).astimezone(timezone.utc)
+        open_dt = datetime.combine(day, REGULAR_OPEN, EASTERN).astimezone(UTC)
+        close_dt = datetime.combine(day, close_time, EASTERN).astimezone(UTC)
         return Session(day, open_dt, close_dt)
 
     def is_open(self, when: datetime) -> bool:

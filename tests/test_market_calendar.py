@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import exchange_calendars as xcals
 import pandas as pd
@@ -56,7 +56,7 @@ def _et(y: int, m: int, d: int, hh: int, mm: int) -> datetime:
     ],
 )
 def test_is_open(when: datetime, is_open: bool) -> None:
-    assert NYSE.is_open(when.astimezone(timezone.utc)) is is_open
+    assert NYSE.is_open(when.astimezone(UTC)) is is_open
 
 
 def test_open_through_respects_early_close() -> None:
