@@ -193,6 +193,8 @@ class QuotesProbe:
             m.quote_last_update.labels(symbol=symbol).set(newest)
 
     async def run_once(self) -> None:
+        async with self._subscribe_lock:  # judge the streams, not a subscription still in progress
+            pass
         now = time.time()
         self.metrics.market_open.labels(exchange="NYSE").set(1 if NYSE.is_open(datetime.now(UTC)) else 0)
         if not self.session.connected:
