@@ -43,14 +43,13 @@ async def probe_timeout(ctx: ProbeContext) -> str:
 
 
 async def probe_rate(ctx: ProbeContext) -> str:
-    """20 snapshot requests paced under the message limit, then a historical request.
+    """A historical request, then 20 snapshot requests paced under the message limit.
 
     Pacing errors (100, 162) seen meanwhile trigger the governor's back-off; the probe passes when
     every request completed with data and the connection is still up.
     """
     ib, gov, timeout = ctx.ib, ctx.governor, ctx.config.gateway.request_timeout + 12
     errors_before = dict(gov.errors_seen)
-    started = time.monotonic()
 
     async def snapshot() -> bool:
         ticker = (
@@ -62,13 +61,14 @@ async def probe_rate(ctx: ProbeContext) -> str:
         )[0]
         return _has_quote(ticker)
 
-    results = await asyncio.gather(*(snapshot() for _ in range(BURST_SIZE)))
-    burst = time.monotonic() - started
     bars = await gov.request(
         lambda: ib.reqHistoricalDataAsync(ctx.instrument, "", "1800 S", "1 min", "MIDPOINT", False, 1),
         timeout=timeout,
         failed=lambda b: not b,
     )
+    started = time.monotonic()
+    results = await asyncio.gather(*(snapshot() for _ in range(BURST_SIZE)))
+    burst = time.monotonic() - started
     pacing = {code: gov.errors_seen[code] - errors_before[code] for code in gov.errors_seen}
     if not all(results):
         raise ProbeFailure(f"{results.count(False)} of {BURST_SIZE} snapshots came back without a quote")

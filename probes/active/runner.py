@@ -185,7 +185,9 @@ async def run_probes(
         try:
             report.recovered = await session.recover()
             ctx = await session.context()
-        except (OrderRefused, ProbeFailure, TimeoutError, ConnectionError) as exc:
+        except OrderRefused as exc:
+            return fail_all(f"refused ({exc.reason}): {exc}")
+        except (ProbeFailure, TimeoutError, ConnectionError) as exc:
             return fail_all(f"{type(exc).__name__}: {exc}")
         for name in names:
             result = await _run_one(name, ctx, probe_timeout(config))

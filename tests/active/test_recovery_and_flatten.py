@@ -1,0 +1,91 @@
+"""Crash recovery (SIGKILL mid-probe) and flatten's scope (ours only, or --all by id)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from active_helpers import held, open_orders
+from ib_async import IB, LimitOrder, Stock
+
+from probes.active.journal import Journal
+from probes.active.runner import run_probes
+from probes.flatten import flatten
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_until_ready(config, stage: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("crash_runner.py")),
+                             config.model_dump_json(), stage], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "READY", line
+    return proc
+
+
+@pytest.mark.parametrize("stage", ["resting", "filled"])
+async def test_sigkill_mid_probe_then_next_run_recovers(sim, config_for, stage):
+    config = config_for(sim)
+    proc = await asyncio.to_thread(_run_until_ready, config, stage)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    if stage == "resting":
+        assert len(open_orders(sim)) == 1
+    else:
+        assert held(sim) == {"SPY": 1.0}
+    report = await run_probes(config, only=["error_recovery"], backoff_base=0.05)
+    assert report.ok, report.results
+    assert report.recovered
+    assert open_orders(sim) == []
+    assert held(sim) == {}
+    journal = Journal(config.active.journal_path)
+    try:
+        assert journal.open_orders() == [] and journal.net_positions() == {}
+    finally:
+        journal.close()
+
+
+async def _foreign_resting_order(sim, client_id: int) -> IB:
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", sim.port, clientId=client_id, timeout=5)
+    [spy] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+    ib.placeOrder(spy, LimitOrder("BUY", 1, 1.00, orderRef="bot-order"))
+    for _ in range(50):
+        if any(o["orderRef"] == "bot-order" for o in open_orders(sim)):
+            break
+        await asyncio.sleep(0.05)
+    return ib
+
+
+async def test_flatten_touches_only_probe_orders_and_all_cancels_by_id(sim, config_for):
+    config = config_for(sim)
+    bot = await _foreign_resting_order(sim, client_id=77)
+    proc = await asyncio.to_thread(_run_until_ready, config, "resting")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    assert len(open_orders(sim)) == 2
+    await flatten(config)
+    assert [o["orderRef"] for o in open_orders(sim)] == ["bot-order"]
+    bot.disconnect()  # the owner must be gone: only a client may cancel its own orders by id
+    await asyncio.sleep(0.2)
+    done = await flatten(config, everything=True)
+    assert any("client 77" in line for line in done), done
+    assert open_orders(sim) == []
+
+
+def test_flatten_all_without_yes_and_no_stdin_refuses(sim, config_for, tmp_path):
+    config = config_for(sim)
+    path = tmp_path / "gw.yaml"
+    path.write_text(config.model_dump_json())  # JSON is YAML
+    result = subprocess.run([sys.executable, "-m", "gatewatch", "flatten", "--config", str(path), "--all"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 1
+    assert "not confirmed" in result.stderr
+    assert sim.state()["clients"] == [] or all(c.get("clientId") != 902 for c in sim.state()["clients"])
