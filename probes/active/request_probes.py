@@ -16,7 +16,7 @@ from probes.active.context import ProbeContext
 from probes.active.orders import ProbeFailure
 
 ARTIFICIAL_TIMEOUT = 1e-6
-TIMEOUT_ATTEMPTS = 5
+TIMEOUT_ATTEMPTS = 20
 BURST_SIZE = 20
 INVALID_SYMBOL = "ZZZQXV"
 NOT_FOUND = 200
