@@ -1,0 +1,180 @@
+"""End to end: simulator fault -> exporter -> Prometheus rule -> Alertmanager -> e-mail.
+
+Everything real: the simulated Gateway over TCP, the exporter as its own process (``gatewatch
+exporter``), Debian's Prometheus and Alertmanager binaries with the test overlay generated from the
+production files (1 s intervals, ``for`` and ``group_wait`` cut to 0), and an aiosmtpd server.
+
+Two phases, so inhibition cannot hide what each one proves:
+1. Gateway disconnect: GatewayDown is mailed, QuoteStale is not (inhibited), a resolved notice follows.
+2. SPY frozen: QuoteStale for SPY is mailed, then resolved. QuoteStale only fires while the NYSE is
+   open (gatewatch_market_open comes from the exchange calendar), so outside regular hours this
+   phase instead proves that a frozen quote does NOT alert while the market is closed.
+
+The delay from injected disconnect to delivered e-mail is printed (pytest -s) for docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import promstack
+
+ROOT = promstack.ROOT
+SYMBOLS = ["SPY", "QQQ", "IWM"]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(bool(promstack.binaries_missing()), reason=f"missing: {promstack.binaries_missing()}"),
+    pytest.mark.skipif(not (ROOT / "exporter" / "cli.py").exists(), reason="exporter/cli.py not there yet"),
+]
+
+EXPORTER_CONFIG: dict[str, Any] = {
+    "gateway": {"host": "127.0.0.1", "connect_timeout": 2, "request_timeout": 1.5,
+                "reconnect_initial": 0.2, "reconnect_max": 0.5, "reconnect_jitter": 0.1},
+    "probes": {"symbols": SYMBOLS, "heartbeat_interval": 1, "clock_interval": 1.2, "account_interval": 1,
+               "process_interval": 1, "historical": {"enabled": False}},
+    "active": {"enabled": False},
+}
+
+
+@dataclass
+class Stack:
+    sim: Any
+    prometheus: promstack.Prometheus
+    alertmanager: promstack.Alertmanager
+    sink: promstack.SmtpSink
+
+    def market_open(self) -> bool:
+        return self.prometheus.value("max(gatewatch_market_open)") == 1.0
+
+    def firing(self, alertname: str) -> list[dict[str, Any]]:
+        return [a for a in self.prometheus.alerts() if a["labels"]["alertname"] == alertname
+                and a["state"] == "firing"]
+
+
+def _start_exporter(tmp: Path, gateway_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    config = {**EXPORTER_CONFIG, "gateway": {**EXPORTER_CONFIG["gateway"], "port": gateway_port}}
+    path = tmp / "gatewatch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = promstack.free_port()
+    log = (tmp / "exporter.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "gatewatch", "exporter", "--config", str(path),
+                                "--listen", f"127.0.0.1:{port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise promstack.StackError(f"exporter exited: {(tmp / 'exporter.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return b"gatewatch_gateway_connected 1.0" in r.read()
+        except OSError:
+            return False
+
+    try:
+        promstack.wait_until(ready, 20, "the exporter connected to the simulator")
+    except Exception:
+        process.terminate()
+        raise
+    return process, port
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from simulator import running_simulator
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    with running_simulator(account="DU1234567", seed=1, symbols=SYMBOLS, tick_hz=4.0, market="open") as sim, \
+            promstack.smtp_sink() as sink:
+        exporter, exporter_port = _start_exporter(tmp, sim.port)
+        try:
+            am_config = promstack.render_alertmanager_config(tmp / "am", smtp_port=sink.port)
+            with promstack.running_alertmanager(am_config, tmp) as am:
+                prom_port = promstack.free_port()
+                prom_config = promstack.overlay_prometheus_config(
+                    tmp / "prom", exporter_target=f"127.0.0.1:{exporter_port}",
+                    alertmanager_target=am.address, prometheus_target=f"127.0.0.1:{prom_port}")
+                with promstack.running_prometheus(prom_config, tmp, port=prom_port) as prom:
+                    prom.wait_for_target_up("gatewatch")
+                    prom.wait_for_alertmanager()
+                    promstack.wait_until(lambda: prom.value("gatewatch_gateway_connected") == 1.0, 10,
+                                         "gatewatch_gateway_connected == 1 in Prometheus")
+                    yield Stack(sim, prom, am, sink)
+        finally:
+            exporter.terminate()
+            exporter.wait(timeout=10)
+
+
+def test_disconnect_mails_gateway_down_not_quote_stale_then_resolved(stack: Stack) -> None:
+    market_open = stack.market_open()
+    # Long enough for quotes to pass the 5 s limit while disconnected when the market is open,
+    # so QuoteStale really fires in Prometheus and Alertmanager has something to inhibit.
+    outage = 9.0 if market_open else 4.0
+    injected = time.time()
+    stack.sim.inject({"fault": "disconnect", "for": f"{outage}s"})
+
+    down = stack.sink.wait_for(lambda m: m.subject.startswith("[gatewatch] FIRING: GatewayDown"), 20,
+                               "firing GatewayDown", since=injected)
+    delay = down.received_at - injected
+    print(f"\nE2E disconnect -> GatewayDown e-mail: {delay:.2f} s (overlay: 1 s scrape/eval, for 0s, group_wait 0s)")
+    assert delay < 10
+    assert "(critical)" in down.subject
+    assert "IB Gateway API connection is down" in down.text
+    assert "gatewatch_gateway_connected = 0" in down.text
+    assert "docs/runbook.md#gatewaydown" in down.text
+
+    if market_open:
+        promstack.wait_until(lambda: stack.firing("QuoteStale"), outage, "QuoteStale firing in Prometheus")
+        inhibited = [a for a in stack.alertmanager.alerts() if a["labels"]["alertname"] == "QuoteStale"]
+        assert inhibited and all(a["status"]["inhibitedBy"] for a in inhibited)
+
+    resolved = stack.sink.wait_for(lambda m: m.subject.startswith("[gatewatch] RESOLVED: GatewayDown"), 25,
+                                   "resolved GatewayDown", since=down.received_at)
+    print(f"E2E recovery -> resolved e-mail: {resolved.received_at - injected - outage:.2f} s after the outage ended")
+    assert "Until:" in resolved.text
+    stale_during_outage = stack.sink.matching(
+        lambda m: "QuoteStale" in m.subject and m.received_at < resolved.received_at, since=injected)
+    assert stale_during_outage == [], "QuoteStale must be inhibited while GatewayDown fires"
+
+
+def test_frozen_spy_quote_mails_quote_stale_while_market_open(stack: Stack) -> None:
+    promstack.wait_until(lambda: stack.prometheus.value("gatewatch_gateway_connected") == 1.0, 15, "reconnected")
+    promstack.wait_until(lambda: not stack.firing("QuoteStale"), 15, "no QuoteStale left from the outage")
+    if not stack.market_open():
+        pytest.skip("NYSE closed now: QuoteStale fires only while gatewatch_market_open == 1 "
+                    "(see test_frozen_quote_does_not_alert_while_market_closed)")
+    injected = time.time()
+    stack.sim.inject({"fault": "freeze", "symbol": "SPY", "for": "8s"})
+    mail = stack.sink.wait_for(lambda m: m.subject.startswith("[gatewatch] FIRING: QuoteStale"), 15,
+                               "firing QuoteStale", since=injected)
+    print(f"\nE2E freeze -> QuoteStale e-mail: {mail.received_at - injected:.2f} s (5 s of it is the threshold)")
+    assert "SPY" in mail.subject and "QQQ" not in mail.text and "IWM" not in mail.text
+    assert "SPY quote is stale while the market is open" in mail.text
+    assert "s old (limit 5 s)" in mail.text
+    assert "docs/runbook.md#quotestale" in mail.text
+    stack.sink.wait_for(lambda m: m.subject.startswith("[gatewatch] RESOLVED: QuoteStale"), 15,
+                        "resolved QuoteStale", since=mail.received_at)
+
+
+def test_frozen_quote_does_not_alert_while_market_closed(stack: Stack) -> None:
+    promstack.wait_until(lambda: stack.prometheus.value("gatewatch_gateway_connected") == 1.0, 15, "reconnected")
+    if stack.market_open():
+        pytest.skip("NYSE open now: the firing case runs instead")
+    injected = time.time()
+    stack.sim.inject({"fault": "freeze", "symbol": "SPY", "for": "8s"})
+    promstack.wait_until(lambda: (stack.prometheus.value('gatewatch_quote_age_seconds{symbol="SPY"}') or 0) > 5.5,
+                         12, "SPY quote age above 5 s in Prometheus")
+    time.sleep(1.5)  # > one evaluation plus one group interval of the overlay
+    assert stack.prometheus.value('ALERTS{alertname="QuoteStale"}') is None
+    assert stack.sink.matching(lambda m: "QuoteStale" in m.subject, since=injected) == []
