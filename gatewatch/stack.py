@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import signal
-import string
 import subprocess
 import sys
 import threading
@@ -36,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_HOSTS = {"exporter": "exporter", "alertmanager": "alertmanager", "prometheus": "localhost"}
 """Service host names prometheus/prometheus.yml uses (its compose flavour) and what they stand for."""
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
-SMTP_VARIABLES = ("SMTP_SMARTHOST", "SMTP_FROM", "SMTP_TO")
+SMTP_VARIABLES = ("GATEWATCH_SMTP_SMARTHOST", "GATEWATCH_ALERT_EMAIL_FROM", "GATEWATCH_ALERT_EMAIL_TO")
+"""What alertmanager/render.sh requires; without them the native stack runs without Alertmanager."""
 RESTART_BACKOFF_INITIAL = 1.0
 RESTART_BACKOFF_MAX = 30.0
 HEALTHY_RESET_AFTER = 60.0
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prometheus-dir", default=None,
                         help="folder with prometheus.yml and rules/ (default: ./prometheus)")
     parser.add_argument("--alertmanager-dir", default=None,
-                        help="folder with the Alertmanager configuration template (default: ./alertmanager)")
+                        help="folder with render.sh and the Alertmanager template (default: ./alertmanager)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,19 +121,20 @@ def render_prometheus_config(source: Path, *, exporter: str, prometheus: str, al
     return dict(data)
 
 
-def find_alertmanager_template(folder: Path) -> Path | None:
-    for name in ("alertmanager.yml.tmpl", "alertmanager.yml"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def render_alertmanager_config(folder: Path, output: Path, environ: dict[str, str]) -> None:
+    """Run alertmanager/render.sh (the same step the compose service runs) into ``output``.
 
-
-def render_alertmanager_config(template: Path, environ: dict[str, str]) -> str:
-    """Fill ``${SMTP_*}``-style placeholders from the environment; a missing one is named."""
-    try:
-        return string.Template(template.read_text(encoding="utf-8")).substitute(environ)
-    except KeyError as exc:
-        raise ConfigError(f"{template}: environment variable {exc.args[0]} is not set") from exc
+    Raises ConfigError with the script's message (it names the missing or bad variable).
+    """
+    script = folder / "render.sh"
+    if not script.is_file():
+        raise ConfigError(f"--alertmanager-dir: {script} not found")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["sh", str(script), str(output)], env=environ, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise ConfigError(done.stderr.strip() or f"{script} failed with status {done.returncode}")
+    output.chmod(0o600)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,13 +319,9 @@ def plan_children(args: argparse.Namespace, config: GatewatchConfig, config_path
 def _plan_alertmanager(args: argparse.Namespace, environ: dict[str, str], data_dir: Path,
                        children: list[Child], notes: list[str]) -> str | None:
     binary = next((b for b in ALERTMANAGER_BINARIES if shutil.which(b)), None)
-    template = find_alertmanager_template(_project_dir("alertmanager", args.alertmanager_dir))
     missing = [name for name in SMTP_VARIABLES if not environ.get(name)]
     if binary is None:
         notes.append("Alertmanager not started: no prometheus-alertmanager/alertmanager on PATH")
-        return None
-    if template is None:
-        notes.append("Alertmanager not started: no alertmanager/alertmanager.yml.tmpl")
         return None
     if missing:
         notes.append(f"Alertmanager not started: set {', '.join(missing)} (see .env.example)")
@@ -332,9 +329,7 @@ def _plan_alertmanager(args: argparse.Namespace, environ: dict[str, str], data_d
     host, port = split_host_port(args.alertmanager_listen, field="--alertmanager-listen")
     addr = f"{loopback(host)}:{port}"
     config_file = data_dir / "alertmanager" / "alertmanager.yml"
-    config_file.parent.mkdir(parents=True, exist_ok=True)
-    config_file.write_text(render_alertmanager_config(template, environ), encoding="utf-8")
-    config_file.chmod(0o600)
+    render_alertmanager_config(_project_dir("alertmanager", args.alertmanager_dir), config_file, environ)
     children.append(Child("alertmanager", [
         binary, f"--config.file={config_file}", f"--storage.path={data_dir / 'alertmanager' / 'data'}",
         f"--web.listen-address={host}:{port}", "--cluster.listen-address=",

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.3) -> bool:
