@@ -7,6 +7,7 @@ paper Gateway (paper checks in the fixture; probe orders flattened at the end).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 
@@ -77,7 +78,7 @@ async def test_market_data_stream_quality(ctx, target):
     await asyncio.sleep(duration)
     ctx.ib.cancelMktData(ctx.instrument)
     assert len(updates) >= duration, f"{len(updates)} updates in {duration:g} s"
-    gaps = [b - a for a, b in zip(updates, updates[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(updates)]
     assert max(gaps, default=0) < target.config.probes.quote_stale_after
     assert _valid(ticker.bid) and _valid(ticker.ask) and ticker.ask > ticker.bid
 
