@@ -171,7 +171,7 @@ class ActiveConfig(Strict):
     instrument: InstrumentConfig = Field(default_factory=InstrumentConfig)
     max_quantity: int = Field(default=1, ge=1, le=1, description="at most 1 contract/share per probe order")
     max_notional: float = Field(default=2000.0, gt=0, description="USD, per probe order")
-    max_orders_per_hour: int = Field(default=60, ge=1)
+    max_orders_per_hour: int = Field(default=120, ge=1, description="a full probe run sends about 12 orders")
     order_ref_prefix: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{2,15}$")] = "gatewatch"
     journal_path: str = "var/probe-journal.sqlite"
     fill_timeout: PositiveSeconds = 15.0
