@@ -46,8 +46,11 @@ STOP_GRACE_SECONDS = 10.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="configuration file (default: config/gatewatch.yaml)")
-    parser.add_argument("--with-prometheus", action=argparse.BooleanOptionalAction, default=True,
-                        help="start Prometheus and Alertmanager if their binaries are on PATH (default: yes)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--with-prometheus", dest="with_prometheus", action="store_true", default=True,
+                       help="start Prometheus and Alertmanager if their binaries are on PATH (default)")
+    group.add_argument("--no-prometheus", dest="with_prometheus", action="store_false",
+                       help="run only the simulator and the exporter")
     parser.add_argument("--data-dir", default="var/stack",
                         help="rendered configs, Prometheus/Alertmanager data, child logs (default var/stack)")
     parser.add_argument("--duration", type=float, default=None,

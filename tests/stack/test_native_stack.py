@@ -1,0 +1,84 @@
+"""``gatewatch stack``: the native stack comes up, is scraped, survives a crash, and stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_native_stack_support import ROOT, http_get, require_prometheus, start_stack, wait_until
+
+from gatewatch.stack import render_prometheus_config
+
+
+def test_rendered_prometheus_config_points_at_loopback_and_passes_promtool(tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed (scripts/test.sh installs Debian's prometheus package)")
+    rendered = render_prometheus_config(ROOT / "prometheus" / "prometheus.yml", exporter="127.0.0.1:24002",
+                                        prometheus="127.0.0.1:29090", alertmanager="127.0.0.1:29093")
+    targets = [t for job in rendered["scrape_configs"] for s in job["static_configs"] for t in s["targets"]]
+    assert "127.0.0.1:24002" in targets and not any(t.startswith(("exporter:", "alertmanager:")) for t in targets)
+    assert rendered["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:29093"]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(rendered), encoding="utf-8")
+    done = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    without_am = render_prometheus_config(ROOT / "prometheus" / "prometheus.yml", exporter="127.0.0.1:1",
+                                          prometheus="127.0.0.1:2", alertmanager=None, scrape_interval="1s")
+    assert "alerting" not in without_am
+    assert all(job["job_name"] != "alertmanager" for job in without_am["scrape_configs"])
+    assert without_am["global"]["scrape_interval"] == "1s"
+
+
+def test_bad_duration_exits_2_naming_the_option(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "gatewatch", "stack", "--duration", "0", "--no-prometheus",
+                           "--data-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 2 and "--duration" in done.stderr
+
+
+@pytest.mark.e2e
+def test_stack_runs_for_its_duration_scraped_by_prometheus_then_stops(tmp_path: Path) -> None:
+    require_prometheus()
+    started = time.monotonic()
+    run = start_stack(tmp_path, "--duration", "15")
+    try:
+        status, body = http_get(f"http://{run.exporter}/metrics")
+        assert status == 200 and b"gatewatch_gateway_connected" in body
+        assert wait_until(run.target_up, 15), "Prometheus never saw the exporter up"
+        assert wait_until(lambda: run.query("gatewatch_gateway_connected == 1")["data"]["result"], 15)
+        out = run.output()
+        assert f"http://{run.prometheus}" in out and "Grafana" in out and "dashboards" in out
+        assert run.process.wait(40) == 0, run.output()
+    finally:
+        run.stop()
+    assert time.monotonic() - started >= 15
+    for address in (run.exporter, run.prometheus, f"127.0.0.1:{run.control_port}"):
+        assert http_get(f"http://{address}/")[0] == 0, f"{address} still answers after the stack stopped"
+
+
+@pytest.mark.e2e
+def test_crashed_child_is_restarted_and_sigterm_stops_everything(tmp_path: Path) -> None:
+    run = start_stack(tmp_path, "--no-prometheus", "--duration", "120")
+    try:
+        pid = int(re.search(r"exporter started \(pid (\d+)\)", run.output()).group(1))  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: "exporter exited with status -9; restarting in 1 s" in run.output(), 10), \
+            run.output()
+        assert wait_until(lambda: len(re.findall(r"exporter started \(pid", run.output())) == 2, 10)
+        assert wait_until(lambda: http_get(f"http://{run.exporter}/healthz")[0] == 200, 20), run.output()
+        assert "Prometheus   not started (--no-prometheus)" in run.output()
+    finally:
+        assert run.stop() == 0
+    assert "SIGTERM received: stopping the stack" in run.output()
+    assert http_get(f"http://{run.exporter}/healthz")[0] == 0
