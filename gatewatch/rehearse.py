@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="multiply scenario times by this (default: duration / 10m)")
     parser.add_argument("--progress-every", default="5s", help="progress line interval (default 5s)")
     parser.add_argument("--seed", type=int, default=1, help="simulator price seed (default 1)")
+    parser.add_argument("--market", choices=["open", "calendar"], default="open",
+                        help="open (default): the simulator trades and the session counts as market hours "
+                        "around the clock; calendar: both follow NYSE hours")
     parser.add_argument("--no-prometheus", action="store_true",
                         help="do not start Prometheus/Alertmanager (no alerts, no verdict)")
 
@@ -57,7 +60,7 @@ def options_from_args(args: argparse.Namespace) -> RehearsalOptions:
     out = args.out or REPO_ROOT / "var" / f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
     return RehearsalOptions(duration=duration, scenario=args.scenario, out_dir=out, config=args.config,
                             time_scale=args.time_scale, progress_every=max(1.0, progress), seed=args.seed,
-                            use_prometheus=not args.no_prometheus)
+                            use_prometheus=not args.no_prometheus, market=args.market)
 
 
 def run(args: argparse.Namespace) -> int:

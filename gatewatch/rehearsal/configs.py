@@ -59,7 +59,10 @@ def gatewatch_config(base: Path | None, ports: Ports, duration_seconds: float, o
                            account=account, connect_timeout=5.0, request_timeout=5.0,
                            reconnect_initial=0.5, reconnect_max=5.0)
     data["exporter"].update(listen=f"127.0.0.1:{ports.exporter}")
-    data["probes"].update(symbols=symbols, bot_positions_file=None, processes=[])
+    data["probes"].update(symbols=symbols, bot_positions_file=None, processes=[],
+                          reconciliation_interval=min(float(data["probes"]["reconciliation_interval"]),
+                                                      max(2.0, duration_seconds / 30)))
+    data["probes"]["historical"].update(interval=15.0)  # IBKR's minimum spacing for identical requests
     data["active"].update(
         enabled=True,
         market_hours_only=False,
@@ -114,11 +117,29 @@ def rule_files() -> list[Path]:
         ("_test.yml", "_test.yaml")) and "test" not in p.parent.name)
 
 
-def write_prometheus_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path) -> Path:
+MARKET_OPEN_RULES: dict[str, Any] = {
+    "groups": [{
+        "name": "rehearsal_market_open",
+        "rules": [{
+            "record": "gatewatch_market_open",
+            "expr": "vector(1)",
+            "labels": {"exchange": "SIMULATED", "source": "rehearsal"},
+        }],
+    }],
+}
+"""The simulator trades around the clock; the exporter's own gauge follows the real NYSE calendar.
+This series tells the rules and gates (which all test ``max(gatewatch_market_open) == 1``) that the
+rehearsed session is in market hours, without touching the exporter or the rules."""
+
+
+def write_prometheus_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path,
+                            market_always_open: bool = True) -> Path:
     """prometheus.yml scraping the exporter as job "gatewatch" (the name the gates use)."""
     interval = _format_seconds(scrape_interval_for(duration_seconds))
     rules_out = out_dir / "prometheus" / "rules"
     written = [str(write_yaml(scale_rule_file(src, scale), rules_out / src.name)) for src in rule_files()]
+    if market_always_open:
+        written.append(str(write_yaml(MARKET_OPEN_RULES, rules_out / "rehearsal-market-open.yml")))
     config = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": written,

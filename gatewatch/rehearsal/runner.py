@@ -1,10 +1,10 @@
 """The rehearsal itself: start the stack, play the timeline, watch, judge, tear down.
 
-Order of events: simulator (it starts playing the scenario at once) → exporter with scheduled
-active probes → Alertmanager and Prometheus (when their binaries are installed) → the session
-window opens once the exporter is connected and scraped → progress lines until the window closes →
-wait for the last probe run to settle → evidence and verdict from Prometheus, ledger checks from
-the simulator's books → everything stopped, last started first.
+Order of events: Alertmanager and Prometheus (when their binaries are installed) → simulator (it
+starts playing the scenario at once) → exporter with scheduled active probes → the session window
+opens once the exporter is connected and scraped and no start-up alert is still firing → progress
+lines until the window closes → wait for the last probe run to settle → evidence and verdict from
+Prometheus, ledger checks from the simulator's books → everything stopped, last started first.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from gatewatch.rehearsal.timeline import TimedFault, fired_by, load_timeline, ti
 DEFAULT_SYMBOLS = ["SPY", "QQQ", "IWM"]
 PROMETHEUS_BINARY = "prometheus"
 ALERTMANAGER_BINARY = "prometheus-alertmanager"
+STARTUP_ALERTS = "ExporterDown|GatewayDown"
+"""Alerts that fire while the stack starts (Prometheus is up before the exporter is): the window
+opens only once they have cleared, so they never count against the session."""
 
 
 @dataclass
@@ -47,6 +50,7 @@ class RehearsalOptions:
     symbols: list[str] = field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     account: str = "DU1234567"
     use_prometheus: bool = True
+    market: str = "open"
     settle_timeout: float = 30.0
 
 
@@ -134,16 +138,17 @@ class Rehearsal:
         configs.write_gatewatch_config(self.config, self.config_path)
         logs = self.out / "logs"
         o = self.options
-        self.sim = ManagedProcess("simulator", gatewatch_command(
-            "sim", "--port", str(self.ports.gateway), "--control-port", str(self.ports.control),
-            "--account", o.account, "--seed", str(o.seed), "--scenario", str(scenario_path),
-            "--symbols", ",".join(o.symbols), "--tick-hz", f"{o.tick_hz:g}"), logs / "simulator.log").start()
-        wait_http(f"http://127.0.0.1:{self.ports.control}/healthz", 20, self.sim)
-        self.start_exporter()
         if o.use_prometheus and self._stack_binaries_present():
             self._start_alerting()
         else:
             logger.warning("prometheus/prometheus-alertmanager not on PATH: no alerts and no verdict")
+        self.sim = ManagedProcess("simulator", gatewatch_command(
+            "sim", "--port", str(self.ports.gateway), "--control-port", str(self.ports.control),
+            "--account", o.account, "--seed", str(o.seed), "--scenario", str(scenario_path),
+            "--symbols", ",".join(o.symbols), "--tick-hz", f"{o.tick_hz:g}", "--market", o.market),
+            logs / "simulator.log").start()
+        wait_http(f"http://127.0.0.1:{self.ports.control}/healthz", 20, self.sim)
+        self.start_exporter()
         self._wait_connected_and_scraped(ready_timeout)
         self.window_start = time.time()
         self.window_end = self.window_start + o.duration
@@ -179,7 +184,8 @@ class Rehearsal:
             f"--storage.path={self.out / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}", "--cluster.listen-address=",
         ], self.out / "logs" / "alertmanager.log").start()
-        prom_config = configs.write_prometheus_config(self.ports, self.scale, self.options.duration, self.out)
+        prom_config = configs.write_prometheus_config(self.ports, self.scale, self.options.duration, self.out,
+                                                    market_always_open=self.options.market == "open")
         self.prometheus = ManagedProcess("prometheus", [
             PROMETHEUS_BINARY, f"--config.file={prom_config}",
             f"--storage.tsdb.path={self.out / 'prometheus-data'}",
@@ -204,15 +210,18 @@ class Rehearsal:
         raise TimeoutError(f"the exporter was not connected and scraped within {timeout:g}s")
 
     def _prometheus_sees_exporter(self) -> bool:
+        """Scraped, connected, and no critical alert left over from the start-up (ExporterDown
+        fires while Prometheus waits for the exporter; it must not count against the session)."""
         from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
 
         assert self.prometheus_url is not None
+        client = PrometheusClient(self.prometheus_url, timeout=2)
         try:
-            result = PrometheusClient(self.prometheus_url, timeout=2).query(
-                'min(up{job="gatewatch"}) * min(gatewatch_gateway_connected)', time.time())
+            result = client.query('min(up{job="gatewatch"}) * min(gatewatch_gateway_connected)', time.time())
+            startup_alerts = client.query(f'ALERTS{{alertname=~"{STARTUP_ALERTS}"}}', time.time())
         except PrometheusError:
             return False
-        return bool(result) and result[0][1] == 1.0
+        return bool(result) and result[0][1] == 1.0 and not startup_alerts
 
     # ------------------------------------------------------------------ running
     def play(self, on_tick: Callable[[Rehearsal], None] | None = None, tick: float = 0.5) -> None:

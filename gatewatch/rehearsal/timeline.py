@@ -3,8 +3,9 @@
 Scenario files (scenarios/*.yaml) are written for a 10-minute rehearsal. A rehearsal of another
 length multiplies every ``at`` and ``for`` by ``duration / 10m`` (or by an explicit time scale),
 so the same story plays in a 90-second CI run or a 2-hour soak. A ``for`` never shrinks below
-:data:`MIN_FAULT_SECONDS`: a fault shorter than a couple of scrape intervals would be invisible,
-and an invisible fault proves nothing.
+:data:`MIN_FAULT_SECONDS`: a fault shorter than the thresholds that judge it (5 s for quotes) plus
+a couple of scrapes would be invisible, and an invisible fault proves nothing. Every ``at`` is
+then moved :data:`LEAD_IN_SECONDS` later, the time the stack needs to connect.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from gatewatch.config import ConfigError
 NOMINAL_SECONDS = 600.0
 """The rehearsal length scenario files are written for (10 minutes)."""
 
-MIN_FAULT_SECONDS = 2.0
+MIN_FAULT_SECONDS = 8.0
+"""Thresholds do not scale with the rehearsal (a quote is stale after 5 s in any session), so a
+fault shorter than the threshold plus a couple of scrapes could not be judged at all."""
+
+LEAD_IN_SECONDS = 5.0
+"""Every scaled ``at`` is moved this much later: the simulator starts playing its timeline at once,
+and the exporter needs a few seconds to connect and be scraped before the session window opens."""
 
 _SCALED_FIELDS = ("at", "for")
 
@@ -69,7 +76,7 @@ def load_timeline(path: Path, symbols: list[str], scale: float) -> list[TimedFau
         new_body = dict(body)
         if "for" in new_body:
             new_body["for"] = round(max(MIN_FAULT_SECONDS, parse_duration(new_body["for"]) * scale), 3)
-        scaled.append(TimedFault(round(at * scale, 3), new_body))
+        scaled.append(TimedFault(round(LEAD_IN_SECONDS + at * scale, 3), new_body))
     return scaled
 
 

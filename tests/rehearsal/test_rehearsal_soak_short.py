@@ -1,0 +1,51 @@
+"""A short soak (about a minute, quotes ticking fast): no file-descriptor growth, bounded memory growth.
+
+A sanity check only: the real figures come from ``bench/run_all.py --soak-minutes 30`` and are in
+docs/performance.md. The exporter does not export its asyncio task count, so threads stand in.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+
+from gatewatch.rehearsal.processes import REPO_ROOT
+from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
+
+WARM_UP = 20.0
+DURATION = 75.0
+RSS_GROWTH_BOUND = 25 * 1024 * 1024
+
+
+def _sample(process: psutil.Process) -> tuple[int, int, int]:
+    """(fds, threads, rss): fds as the minimum of a few looks, since a scrape in flight holds one."""
+    fds = min(process.num_fds() for _ in range(5) if time.sleep(0.05) is None)
+    return fds, process.num_threads(), process.memory_info().rss
+
+
+def test_short_soak_has_no_fd_growth_and_bounded_rss(tmp_path: Path) -> None:
+    options = RehearsalOptions(duration=DURATION, scenario=REPO_ROOT / "scenarios" / "calm.yaml",
+                               out_dir=tmp_path, tick_hz=25.0, use_prometheus=False, progress_every=30.0)
+    samples: list[tuple[float, tuple[int, int, int]]] = []
+    with Rehearsal(options) as rehearsal:
+        rehearsal.start()
+        assert rehearsal.exporter is not None
+        process = psutil.Process(rehearsal.exporter.pid)
+        next_sample = rehearsal.window_start + WARM_UP
+
+        def sample(r: Rehearsal) -> None:
+            nonlocal next_sample
+            if time.time() >= next_sample:
+                samples.append((time.time(), _sample(process)))
+                next_sample = time.time() + 5.0
+
+        rehearsal.play(on_tick=sample)
+        result = rehearsal.finish()
+    assert len(samples) >= 8
+    (fds0, threads0, rss0), (fds1, threads1, rss1) = samples[0][1], samples[-1][1]
+    assert fds1 <= fds0, f"open files grew from {fds0} to {fds1} after warm-up"
+    assert threads1 <= threads0 + 1, f"threads grew from {threads0} to {threads1}"
+    assert rss1 - rss0 < RSS_GROWTH_BOUND, f"RSS grew {(rss1 - rss0) / 1e6:.1f} MB in {DURATION - WARM_UP:g}s"
+    assert result.ledger.problems == []
