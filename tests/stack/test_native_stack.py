@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_native_stack_support import ROOT, http_get, require_prometheus, start_stack, wait_until
+from test_native_stack_support import ROOT, free_port, http_get, require_prometheus, start_stack, wait_until
 
 from gatewatch.stack import render_prometheus_config
 
@@ -82,3 +82,24 @@ def test_crashed_child_is_restarted_and_sigterm_stops_everything(tmp_path: Path)
         assert run.stop() == 0
     assert "SIGTERM received: stopping the stack" in run.output()
     assert http_get(f"http://{run.exporter}/healthz")[0] == 0
+
+
+def test_up_script_without_docker_runs_the_native_stack(tmp_path: Path) -> None:
+    """scripts/up.sh falls back to `gatewatch stack` (arguments passed through) with no Docker engine."""
+    sim, exporter, control = free_port(), free_port(), free_port()
+    config = tmp_path / "gatewatch.yaml"
+    config.write_text(f"gateway: {{port: {sim}}}\nexporter: {{listen: 127.0.0.1:{exporter}}}\n", encoding="utf-8")
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    docker = fake_bin / "docker"  # a docker CLI whose engine does not answer
+    docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n", encoding="utf-8")
+    docker.chmod(0o755)
+    env = {"PATH": f"{fake_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "up.sh"), "--config", str(config), "--no-prometheus",
+                           "--data-dir", str(tmp_path / "data"), "--sim-control-port", str(control),
+                           "--duration", "3"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+                          check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "no Docker engine answers" in output and "gatewatch stack is up" in output
+    assert f"http://127.0.0.1:{exporter}/metrics" in output
