@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
 
 STOCKS: dict[str, tuple[int, str, float, str]] = {
     # symbol: (conId, primaryExchange, initial price, long name)
@@ -25,6 +27,7 @@ ORDER_TYPES = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AON,AVGCOST,BASKET,DAY,DEACT,GTC,LIT,LMT,MIT,MKT,MOC,REL,STP,"
     "STPLMT,TRAIL,WHATIF"
 )
+EASTERN = ZoneInfo("America/New_York")
 TRADING_HOURS_RTH = "0930-1600"
 TRADING_HOURS_EXT = "0400-2000"
 
@@ -241,22 +244,33 @@ class ContractRegistry:
         return out
 
 
-def trading_hours(today: dt.date, rth: bool) -> str:
-    """tradingHours/liquidHours for the next week in TWS's 20250101:0930-20250101:1600 format."""
-    hours = TRADING_HOURS_RTH if rth else TRADING_HOURS_EXT
-    a, b = hours.split("-")
+def trading_hours(today: dt.date, rth: bool, calendar: Any = None) -> str:
+    """tradingHours/liquidHours for the next week in TWS's 20250101:0930-20250101:1600 format.
+
+    Clients (gatewatch's own exporter among them) take these as the authority on when the market is
+    open, as IBKR advises, so they must agree with what the simulator does: with no calendar (the
+    ``open`` market that trades around the clock) every day is one 24-hour session; with the NYSE
+    calendar, holidays are CLOSED and early closes end at 13:00.
+    """
     parts = []
     for i in range(7):
         d = today + dt.timedelta(days=i)
         ymd = d.strftime("%Y%m%d")
-        if d.weekday() >= 5:
+        if calendar is None:
+            nxt = (d + dt.timedelta(days=1)).strftime("%Y%m%d")
+            parts.append(f"{ymd}:0000-{nxt}:0000")
+            continue
+        session = calendar.session(d)
+        if session is None:
             parts.append(f"{ymd}:CLOSED")
-        else:
-            parts.append(f"{ymd}:{a}-{ymd}:{b}")
+            continue
+        close = session.close.astimezone(EASTERN).strftime("%H%M")
+        a, b = (TRADING_HOURS_RTH if rth else TRADING_HOURS_EXT).split("-")
+        parts.append(f"{ymd}:{a}-{ymd}:{close if rth else b}")
     return ";".join(parts)
 
 
-def contract_details_fields(req_id: int, c: Contract, today: dt.date) -> list[object]:
+def contract_details_fields(req_id: int, c: Contract, today: dt.date, calendar: Any = None) -> list[object]:
     """contractDetails (msg 10) at server version >= 164: no version field."""
     is_opt = c.secType == "OPT"
     return [
@@ -286,8 +300,8 @@ def contract_details_fields(req_id: int, c: Contract, today: dt.date) -> list[ob
         "Equity Fund" if not is_opt else "",
         "Exchange Traded Fund" if not is_opt else "",
         "US/Eastern",
-        trading_hours(today, rth=False),
-        trading_hours(today, rth=True),
+        trading_hours(today, rth=False, calendar=calendar),
+        trading_hours(today, rth=True, calendar=calendar),
         "",  # evRule
         "",  # evMultiplier
         0,  # numSecIds

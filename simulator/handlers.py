@@ -117,7 +117,7 @@ class Handlers:
             return
         today = self.sim.contracts.today
         for c in found:
-            s.send(m.contract_details(s.sv, contract_details_fields(req_id, c, today)))
+            s.send(m.contract_details(s.sv, contract_details_fields(req_id, c, today, self.sim.calendar)))
         s.send([52, 1, req_id])
 
     def req_sec_def_opt_params(self, s: Session, f: Fields) -> None:

@@ -129,6 +129,11 @@ class Simulator:
         t = dt.datetime.fromtimestamp(self.clock(), ET)
         return t.strftime("%Y%m%d %H:%M:%S ") + (t.tzname() or "EST")
 
+    @property
+    def calendar(self) -> Any:
+        """The exchange calendar in ``calendar`` mode, None when the market trades around the clock."""
+        return self._calendar
+
     def market_open(self) -> bool:
         if self._calendar is None:
             return True
