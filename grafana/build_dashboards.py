@@ -249,7 +249,7 @@ def quote_stale_after(path: Path = CONFIG_FILE) -> float:
 
 def session_dashboard(gates: list[dict[str, Any]], stale_after: float) -> dict[str, Any]:
     d = Dashboard(
-        uid="gatewatch-session", title="gatewatch: live validation session",
+        uid="gatewatch-session", title="Live validation session",
         description="The 2-hour paper session: each gate from prometheus/gates.yml judged over the selected "
                     "time range, with the signals behind it.",
         tags=["gatewatch", "ib-gateway"],
@@ -353,7 +353,7 @@ def session_dashboard(gates: list[dict[str, Any]], stale_after: float) -> dict[s
 
 def probe_dashboard() -> dict[str, Any]:
     d = Dashboard(
-        uid="gatewatch-probes", title="gatewatch: probes",
+        uid="gatewatch-probes", title="Probe detail",
         description="Every probe, passive and active: last result, duration, runs, and the active probes' "
                     "paper orders.",
         tags=["gatewatch", "ib-gateway"],
