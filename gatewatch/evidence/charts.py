@@ -156,9 +156,8 @@ def render_svg(
     plot_w, plot_h = width - left - right, height - top - bottom
     spec = chart.spec
     values = [v for s in chart.series for _, v in s.points if math.isfinite(v)]
-    values += [t.value for t in spec.thresholds]
     title = html.escape(spec.title)
-    if not chart.series:
+    if not values:
         message = html.escape(chart.error or "no data in this window")
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{title}" '
@@ -167,6 +166,7 @@ def render_svg(
             f'<text x="{width / 2}" y="35" text-anchor="middle" fill="#666" font-size="13">'
             f"{message}</text></svg>"
         )
+    values += [t.value for t in spec.thresholds]
     y_low, y_high = _nice_range(min(values), max(values))
     span_t = max(end - start, 1e-9)
 
@@ -219,6 +219,8 @@ def render_svg(
 def legend_html(chart: Chart) -> str:
     """The colour key under a chart (HTML, so long label sets wrap)."""
     items = []
+    if not any(math.isfinite(v) for s in chart.series for _, v in s.points):
+        return ""
     for index, series in enumerate(chart.series):
         colour = PALETTE[index % len(PALETTE)]
         name = html.escape(series_name(series, chart.spec.legend))

@@ -49,7 +49,7 @@ class Gate:
 
     @property
     def pass_if(self) -> str:
-        return f"{self.op} {self.threshold:g}"
+        return f"{self.op} {self.threshold:.10g}"
 
     def expr_for(self, window_seconds: float) -> str:
         """The expression with ``$__range`` replaced by the window, in whole seconds (``7200s``)."""
@@ -195,7 +195,7 @@ def judge_window(window_seconds: float, required_seconds: float) -> GateResult:
         f"Session at least {_human(required_seconds)} long",
         "pass" if ok else "fail",
         True,
-        f">= {required_seconds:g}",
+        f">= {required_seconds:.10g}",
         "",
         [SeriesValue({}, window_seconds, ok)],
         reason,
