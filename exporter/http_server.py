@@ -50,6 +50,9 @@ class MetricsServer:
 def _handler_class(registry: CollectorRegistry, health: HealthFunction) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gatewatch-exporter"
+        protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its scrape connection
+        wbufsize = 1 << 16  # headers and body leave in one write, flushed once per request
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
