@@ -57,9 +57,7 @@ def start_prometheus(folder: Path, exporter_port: int) -> tuple[subprocess.Popen
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(p) for p in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))],
-        "scrape_configs": [
-            {"job_name": "gatewatch", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}
-        ],
+        "scrape_configs": [{"job_name": "gatewatch", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     process = subprocess.Popen(
@@ -102,9 +100,7 @@ def recorded_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recor
 
     folder = tmp_path_factory.mktemp("session")
     exporter_port = free_port()
-    with running_simulator(
-        account="DU1234567", seed=3, symbols=["SPY", "QQQ"], tick_hz=4.0, market="open"
-    ) as sim:
+    with running_simulator(account="DU1234567", seed=3, symbols=["SPY", "QQQ"], tick_hz=4.0, market="open") as sim:
         config = {
             "gateway": {
                 "port": sim.port,
@@ -173,9 +169,7 @@ def recorded_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recor
             remaining = SESSION_SECONDS + 1 - (time.time() - outage_start)
             time.sleep(max(2.0, remaining))
             outage_end = time.time()
-            yield RecordedSession(
-                url, (healthy_start, healthy_end), (outage_start, outage_end), config_path, folder
-            )
+            yield RecordedSession(url, (healthy_start, healthy_end), (outage_start, outage_end), config_path, folder)
         finally:
             _stop(prometheus)
             _stop(exporter)

@@ -84,9 +84,7 @@ def test_healthy_session_gates(recorded_session: RecordedSession, tmp_path: Path
     assert any(p["probe"] and p["kind"] == "passive" for p in verdict["probes"]), verdict["probes"]
 
 
-def test_healthy_session_passes_on_the_passive_gates(
-    recorded_session: RecordedSession, tmp_path: Path
-) -> None:
+def test_healthy_session_passes_on_the_passive_gates(recorded_session: RecordedSession, tmp_path: Path) -> None:
     """With the order-probe gates left out, the healthy recording must give a PASS and exit 0."""
     gates = yaml.safe_load((ROOT / "prometheus" / "gates.yml").read_text())
     gates["gates"] = [g for g in gates["gates"] if g["id"] not in ACTIVE_GATES]
@@ -115,10 +113,7 @@ def test_healthy_session_passes_on_the_passive_gates(
     assert {"verdict.json", "report.html", "report.md", "series/memory.json"} <= listed
     (out / "report.md").write_text("edited\n")
     assert (
-        subprocess.run(
-            ["sha256sum", "-c", "--quiet", "MANIFEST.sha256"], cwd=out, capture_output=True
-        ).returncode
-        != 0
+        subprocess.run(["sha256sum", "-c", "--quiet", "MANIFEST.sha256"], cwd=out, capture_output=True).returncode != 0
     )
 
 
