@@ -1,0 +1,112 @@
+"""The operator's documents cannot drift from the code and the rule files.
+
+docs/metrics_reference.md holds three generated tables (metrics from exporter/metrics.py,
+recording rules and alerts from prometheus/rules/*.yml) between marker comments; this test
+renders them again and compares. To refresh after a change:
+``GATEWATCH_REGEN_DOCS=1 pytest tests/evidence/test_operator_docs.py``.
+Every alert must also have a section in docs/runbook.md whose anchor is its name in lower case.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from exporter.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+SUFFIX = {"counter": "_total", "histogram": "_bucket, _sum, _count"}
+SCRAPE_TIME_METRICS = [
+    ("gatewatch_quote_age_seconds", "gauge", ["symbol"],
+     "Seconds since the newest quote, computed when Prometheus scrapes (not stored)."),
+]
+
+
+def metrics_table() -> str:
+    rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    entries: list[tuple[str, str, list[str], str]] = []
+    for value in vars(Metrics()).values():
+        if isinstance(value, MetricWrapperBase):
+            name = value._name + ("_total" if value._type == "counter" else "")
+            entries.append((name, value._type, list(value._labelnames), value._documentation))
+    entries += SCRAPE_TIME_METRICS
+    for name, kind, labels, help_text in entries:
+        shown = f"`{name}`" + (" (`_bucket`, `_sum`, `_count`)" if kind == "histogram" else "")
+        rows.append(f"| {shown} | {kind} | {', '.join(labels) or '-'} | {help_text} |")
+    return "\n".join(rows)
+
+
+def rules() -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            found += group["rules"]
+    return found
+
+
+def recording_table() -> str:
+    rows = ["| Recording rule | Expression |", "|---|---|"]
+    for rule in rules():
+        if "record" in rule:
+            expr = " ".join(str(rule["expr"]).split()).replace("|", "\\|")
+            rows.append(f"| `{rule['record']}` | `{expr}` |")
+    return "\n".join(rows)
+
+
+def alert_table() -> str:
+    rows = ["| Alert | Severity | For | Summary | Runbook |", "|---|---|---|---|---|"]
+    for rule in rules():
+        if "alert" in rule:
+            name = rule["alert"]
+            rows.append(f"| {name} | {rule['labels']['severity']} | {rule.get('for', '0s')} | "
+                        f"{rule['annotations']['summary']} | [runbook](runbook.md#{name.lower()}) |")
+    return "\n".join(rows)
+
+
+GENERATED = {"metrics": metrics_table, "recording-rules": recording_table, "alerts": alert_table}
+
+
+def section(text: str, name: str) -> str:
+    match = re.search(rf"<!-- generated:{name}:begin -->\n(.*?)\n<!-- generated:{name}:end -->", text, re.S)
+    assert match, f"docs/metrics_reference.md lacks the generated:{name} markers"
+    return match.group(1)
+
+
+def test_metrics_reference_matches_code_and_rules() -> None:
+    path = DOCS / "metrics_reference.md"
+    text = path.read_text()
+    if os.environ.get("GATEWATCH_REGEN_DOCS"):
+        for name, render in GENERATED.items():
+            text = text.replace(section(text, name), render())
+        path.write_text(text)
+    for name, render in GENERATED.items():
+        assert section(text, name) == render(), (
+            f"docs/metrics_reference.md section {name} is stale: GATEWATCH_REGEN_DOCS=1 pytest {__file__}")
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = (DOCS / "runbook.md").read_text()
+    anchors = set(re.findall(r'<a id="([a-z0-9-]+)"></a>', runbook))
+    headings = {m.lower() for m in re.findall(r"^### (\w+)", runbook, re.M)}
+    for name in {rule["alert"] for rule in rules() if "alert" in rule}:
+        assert name.lower() in anchors and name.lower() in headings, f"docs/runbook.md has no section #{name.lower()}"
+    for rule in rules():
+        if "alert" in rule:
+            assert rule["annotations"]["runbook_url"].endswith(f"runbook.md#{rule['alert'].lower()}")
+
+
+def test_port_table_is_right_everywhere() -> None:
+    """IB Gateway 4001 live / 4002 paper; TWS 7496 live / 7497 paper: never '7497 ... live'."""
+    for path in DOCS.glob("*.md"):
+        text = path.read_text()
+        assert not re.search(r"7497[^.\n|]{0,20}\blive\b", text, re.I), path.name
+        assert not re.search(r"4002[^.\n|]{0,20}\blive\b", text, re.I), path.name
+    runbook = (DOCS / "runbook.md").read_text()
+    assert "4002" in runbook and "7497" in runbook and "4001" in runbook and "7496" in runbook
