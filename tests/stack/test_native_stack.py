@@ -103,3 +103,29 @@ def test_up_script_without_docker_runs_the_native_stack(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "no Docker engine answers" in output and "gatewatch stack is up" in output
     assert f"http://127.0.0.1:{exporter}/metrics" in output
+
+
+@pytest.mark.e2e
+def test_alertmanager_joins_the_stack_when_smtp_is_configured(tmp_path: Path) -> None:
+    require_prometheus()
+    if shutil.which("prometheus-alertmanager") is None and shutil.which("alertmanager") is None:
+        pytest.skip("Alertmanager is not installed (scripts/test.sh installs prometheus-alertmanager)")
+    password = tmp_path / "smtp_password"
+    password.write_text("unused", encoding="utf-8")
+    am = f"127.0.0.1:{free_port()}"
+    run = start_stack(tmp_path, "--duration", "60", "--alertmanager-listen", am, extra_env={
+        "GATEWATCH_SMTP_SMARTHOST": "127.0.0.1:2525", "GATEWATCH_ALERT_EMAIL_FROM": "gw@example.com",
+        "GATEWATCH_ALERT_EMAIL_TO": "op@example.com", "GATEWATCH_SMTP_REQUIRE_TLS": "false",
+        "GATEWATCH_SMTP_PASSWORD_FILE": str(password)})
+    try:
+        assert f"Alertmanager http://{am}" in run.output(), run.output()
+        assert http_get(f"http://{am}/-/ready")[0] == 200
+
+        def prometheus_uses_it() -> bool:
+            body = http_get(f"http://{run.prometheus}/api/v1/alertmanagers")[1]
+            return am in body.decode()
+
+        assert wait_until(prometheus_uses_it, 20), "Prometheus does not list the stack's Alertmanager"
+    finally:
+        assert run.stop() == 0
+    assert http_get(f"http://{am}/-/ready")[0] == 0

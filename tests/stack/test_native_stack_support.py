@@ -92,7 +92,8 @@ def require_prometheus() -> None:
         pytest.skip("the prometheus binary is not installed (scripts/test.sh installs Debian's package)")
 
 
-def start_stack(tmp: Path, *extra: str, scrape_interval: str = "1s") -> StackRun:
+def start_stack(tmp: Path, *extra: str, scrape_interval: str = "1s",
+                extra_env: dict[str, str] | None = None) -> StackRun:
     """Run ``gatewatch stack`` with a config of free ports; returns once it printed its URLs."""
     sim_port, control_port, exporter_port, prom_port = (free_port() for _ in range(4))
     config = tmp / "gatewatch.yaml"
@@ -104,7 +105,9 @@ def start_stack(tmp: Path, *extra: str, scrape_interval: str = "1s") -> StackRun
         "probes: {clock_interval: 1.5s, account_interval: 2s, reconciliation_interval: 2s,"
         f" process_interval: 1s, heartbeat_interval: 1s, bot_positions_file: {bot_positions}}}\n",
         encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "GATEWATCH_GATEWAY" and not k.startswith("SMTP_")}
+    env = {k: v for k, v in os.environ.items()
+           if k != "GATEWATCH_GATEWAY" and not k.startswith(("GATEWATCH_SMTP_", "GATEWATCH_ALERT_"))}
+    env.update(extra_env or {})
     output_path = tmp / "stack.out"
     argv = [sys.executable, "-m", "gatewatch", "stack", "--config", str(config), "--data-dir", str(tmp / "data"),
             "--prometheus-listen", f"127.0.0.1:{prom_port}", "--sim-control-port", str(control_port),
