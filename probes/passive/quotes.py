@@ -12,7 +12,9 @@ timestamps (see :class:`QuoteAgeCollector`), so a feed that simply stops shows a
 without any event arriving. Before the first quote, the age counts from when the probe started.
 
 The probe's success does not depend on market hours: the alert rules combine it with
-``gatewatch_market_open``, which keeps this module free of calendar special cases.
+``gatewatch_market_open``, which keeps this module free of calendar special cases. That gauge comes
+from the first symbol's own ``liquidHours`` (contract details, IBKR's authority, holidays and early
+closes included) and falls back to the NYSE calendar for days the contract does not cover.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from exporter.metrics import Metrics
 from gatewatch.config import ProbesConfig
-from gatewatch.market_calendar import NYSE
+from gatewatch.trading_hours import MarketHours
 from probes.gateway import GatewaySession
 from probes.passive.base import ProbeFailure, ProbeRecorder
 
@@ -102,6 +104,7 @@ class QuotesProbe:
         self.config = config
         self.recorder = ProbeRecorder(metrics, self.name)
         self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
+        self.market_hours = MarketHours()
         self.collector = QuoteAgeCollector(self.states.values())
         metrics.registry.register(self.collector)
         metrics.market_data_lines.set(0)
@@ -135,12 +138,15 @@ class QuotesProbe:
             logger.info("quotes: streaming {}", ", ".join(streaming) or "nothing")
 
     async def _qualify(self, symbol: str) -> Contract:
-        contract = Stock(symbol, "SMART", "USD")
-        result = await asyncio.wait_for(
-            self.session.ib.qualifyContractsAsync(contract), self.session.config.request_timeout)
-        if not result or result[0] is None or not contract.conId:
+        """Contract details rather than a bare qualify: the same answer carries the liquid hours."""
+        details = await asyncio.wait_for(
+            self.session.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD")),
+            self.session.config.request_timeout)
+        if len(details) != 1 or details[0].contract is None or not details[0].contract.conId:
             raise LookupError(f"no unique contract for {symbol}")
-        return contract
+        if symbol == self.config.symbols[0]:
+            self.market_hours.update(details[0].liquidHours, details[0].timeZoneId)
+        return details[0].contract
 
     def _count_lines(self) -> None:
         self.metrics.market_data_lines.set(sum(1 for s in self.states.values() if s.subscribed))
@@ -196,7 +202,7 @@ class QuotesProbe:
         async with self._subscribe_lock:  # judge the streams, not a subscription still in progress
             pass
         now = time.time()
-        self.metrics.market_open.labels(exchange="NYSE").set(1 if NYSE.is_open(datetime.now(UTC)) else 0)
+        self.metrics.market_open.labels(exchange="NYSE").set(1 if self.market_hours.is_open(datetime.now(UTC)) else 0)
         if not self.session.connected:
             raise ProbeFailure("not connected")
         problems = []
