@@ -101,6 +101,7 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
     for client_id, orders in by_client.items():
         if client_id == ib.client.clientId:
             for order in orders:
+                await session.orders.pace()
                 ib.cancelOrder(order)
                 done.append(
                     f"cancelled order {order.orderId} (client {client_id}, ref {order.orderRef or '-'})"
@@ -119,6 +120,7 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
             try:
                 bid, ask = await session.orders.quote(contract)
                 order = LimitOrder(action, lot, bid if action == "SELL" else ask, tif="DAY")
+                await session.orders.pace()
                 sent = guard.place(contract, order, probe="flatten")
             except OrderRefused as exc:
                 logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)

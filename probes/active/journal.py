@@ -9,9 +9,11 @@ was already sent instead of sending it twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,16 @@ class JournalOrder:
 
 
 class Journal:
-    """The probe-order journal; every write is committed at once (a crash loses nothing)."""
+    """The probe-order journal; every write is committed at once, the ones recovery needs fsynced.
+
+    Durability is per write, because an fsync costs about a millisecond and status updates arrive
+    in the same socket read as the execution report they precede: syncing each one would delay
+    every event behind it. The journal runs in WAL mode with ``synchronous=NORMAL`` (a commit
+    survives a process crash such as SIGKILL, but not necessarily a power cut), and the writes
+    recovery cannot re-learn from the Gateway are fsynced (``synchronous=FULL``): the intent row
+    written before an order is sent, and each fill. A status lost to a power cut is harmless: on
+    the next start the Gateway replays this client's open orders, and cleanup corrects the rest.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -84,8 +95,17 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _durable(self) -> Iterator[None]:
+        """Commit the enclosed write with an fsync (and every NORMAL commit before it)."""
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
 
     def close(self) -> None:
         self._db.close()
@@ -106,28 +126,29 @@ class Journal:
         order_type: str,
         limit_price: float | None,
     ) -> None:
-        """Record an order about to be sent; raises sqlite3.IntegrityError if the ref exists."""
+        """Record an order about to be sent (fsynced); raises sqlite3.IntegrityError if the ref exists."""
         now = time.time()
-        self._db.execute(
-            "INSERT INTO orders (order_ref, probe, run_id, client_id, order_id, con_id, contract, action,"
-            " quantity, order_type, limit_price, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Intent', ?, ?)",
-            (
-                order_ref,
-                probe,
-                run_id,
-                client_id,
-                order_id,
-                con_id,
-                json.dumps(contract),
-                action,
-                quantity,
-                order_type,
-                limit_price,
-                now,
-                now,
-            ),
-        )
+        with self._durable():
+            self._db.execute(
+                "INSERT INTO orders (order_ref, probe, run_id, client_id, order_id, con_id, contract, action,"
+                " quantity, order_type, limit_price, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Intent', ?, ?)",
+                (
+                    order_ref,
+                    probe,
+                    run_id,
+                    client_id,
+                    order_id,
+                    con_id,
+                    json.dumps(contract),
+                    action,
+                    quantity,
+                    order_type,
+                    limit_price,
+                    now,
+                    now,
+                ),
+            )
 
     def update_status(
         self, order_ref: str, status: str, filled: float | None = None, avg_price: float | None = None
@@ -149,12 +170,13 @@ class Journal:
     def record_fill(
         self, *, exec_id: str, order_ref: str, con_id: int, side: str, shares: float, price: float
     ) -> bool:
-        """Record one execution once (executions are replayed on reconnect); True if new."""
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO fills (exec_id, order_ref, con_id, side, shares, price, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (exec_id, order_ref, con_id, side, shares, price, time.time()),
-        )
+        """Record one execution once (executions are replayed on reconnect; fsynced); True if new."""
+        with self._durable():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO fills (exec_id, order_ref, con_id, side, shares, price, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (exec_id, order_ref, con_id, side, shares, price, time.time()),
+            )
         return cur.rowcount == 1
 
     # ------------------------------------------------------------------ reads

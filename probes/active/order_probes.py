@@ -13,13 +13,13 @@ from ib_async import LimitOrder
 from loguru import logger
 
 from probes.active.context import ProbeContext
-from probes.active.orders import CANCEL_OF_FILLED, ProbeFailure, floor_tick, round_tick
+from probes.active.orders import CANCEL_OF_FILLED, ProbeFailure, floor_tick, marketable_buy_limit, round_tick
 
 REJECT_CODE = 201
 
 
 async def probe_fill(ctx: ProbeContext) -> str:
-    """A marketable limit buy at the ask fills; latency is placeOrder -> execDetails."""
+    """A marketable limit buy (ask + collar) fills; latency is placeOrder -> execution report."""
     _sent, result = await ctx.orders.buy_marketable(ctx.instrument, probe="fill")
     latency = f"{result.latency * 1000:.1f} ms" if result.latency is not None else "n/a"
     return f"bought {result.filled:g} at {result.avg_price:g}, fill latency {latency}"
@@ -52,7 +52,7 @@ async def probe_cancel(ctx: ProbeContext) -> str:
     """A resting limit far below the market is accepted, then cancelled and confirmed."""
     bid, _ = await ctx.orders.quote(ctx.instrument)
     price = max(round_tick(bid * 0.8), 0.01)
-    sent = ctx.orders.limit(ctx.instrument, "BUY", price, probe="cancel")
+    sent = await ctx.orders.send_limit(ctx.instrument, "BUY", price, probe="cancel")
     result = await ctx.orders.wait_done_or_filled(sent, 1.0)
     if result.status in ("Inactive", "Cancelled") or result.filled:
         raise ProbeFailure(f"resting order was not accepted as resting: status {result.status}")
@@ -79,6 +79,7 @@ async def probe_cancel_race(ctx: ProbeContext) -> str:
     """Cancelling an order that already filled: the fill stands (161/10148) and the position is right."""
     before = ctx.probe_net()
     sent, _ = await ctx.orders.buy_marketable(ctx.instrument, probe="cancel_race")
+    await ctx.orders.pace()
     ctx.ib.cancelOrder(sent.trade.order)
     order_id = sent.trade.order.orderId
     for _ in range(40):
@@ -100,8 +101,9 @@ async def probe_duplicate(ctx: ProbeContext) -> str:
     """The same order sent twice quickly gets two ids; both fill and are counted, then closed."""
     before = ctx.probe_net()
     _, ask = await ctx.orders.quote(ctx.instrument)
-    first = ctx.orders.limit(ctx.instrument, "BUY", ask, probe="duplicate")
-    second = ctx.orders.limit(ctx.instrument, "BUY", ask, probe="duplicate")
+    price = marketable_buy_limit(ask)
+    first = await ctx.orders.send_limit(ctx.instrument, "BUY", price, probe="duplicate")
+    second = await ctx.orders.send_limit(ctx.instrument, "BUY", price, probe="duplicate")
     ids = (first.trade.order.orderId, second.trade.order.orderId)
     if ids[0] == ids[1]:
         raise ProbeFailure(f"both submissions got order id {ids[0]}")
@@ -139,6 +141,7 @@ async def probe_reject(ctx: ProbeContext) -> str:
         raise ProbeFailure("no BuyingPower account value to size the reject test")
     multiplier = float(ctx.instrument.multiplier or 1)
     quantity = int(buying_power * 2 / (price * multiplier)) + 1
+    await ctx.orders.pace()
     sent = await ctx.guard.place_reject_test(
         ctx.instrument, LimitOrder("BUY", quantity, price, tif="DAY"), probe="reject", bid=bid
     )

@@ -1,9 +1,15 @@
 """The order helpers every active probe shares: quotes, send, wait for fills, cancel, close, clean up.
 
 Why event-driven: fill latency is measured from just before placeOrder to the arrival of the
-execution report (execDetailsEvent); a polling loop would add up to its period in error. Why here:
-each probe then reads as its scenario, and the journal is kept current in one place (every status
-and execution of an order carrying our orderRef prefix is written as it arrives).
+execution report; a polling loop would add up to its period in error. "Arrival" is the moment the
+socket read holding the execDetails message came in (ib_async stamps it as ``Fill.time`` for live
+fills), not the moment our handler runs: the same read usually carries the openOrder/orderStatus
+messages sent ahead of the execution, and their handling (ib_async's own, and our journal writes)
+is work in this process, not time the order path took. Why paced: ib_async queues messages beyond
+45 per second in the client (``Client.MaxRequests``); an order held there measures our queue, not
+the Gateway, so orders and cancels wait for a slot of the pacing governor before the clock starts.
+Why here: each probe then reads as its scenario, and the journal is kept current in one place
+(every status and execution of an order carrying our orderRef prefix is written as it arrives).
 """
 
 from __future__ import annotations
@@ -24,6 +30,13 @@ from probes.active.pacing import PacingGovernor
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 CANCEL_OF_FILLED = (161, 10148)
+MARKETABLE_COLLAR = 0.001
+"""A buy limit sits this fraction (at least two ticks) above the ask it was priced from.
+
+Why: the quote we price from is already old when the order arrives; if the ask ticked up in
+between, a limit exactly at the old ask rests instead of filling and the fill probe fails for a
+reason that says nothing about the order path. The order still fills at the best ask; the collar
+only bounds how far the price may have moved (and the guard's notional cap applies to it)."""
 
 
 class ProbeFailure(Exception):
@@ -57,6 +70,12 @@ def round_tick(price: float, tick: float = 0.01) -> float:
     return round(round(price / tick) * tick, 2)
 
 
+def marketable_buy_limit(ask: float, tick: float = 0.01) -> float:
+    """The limit for a marketable buy priced from ``ask``: ask + collar, rounded up to a tick."""
+    collar = max(2 * tick, ask * MARKETABLE_COLLAR)
+    return round(math.ceil((ask + collar) / tick - 1e-9) * tick, 2)
+
+
 def floor_tick(price: float, tick: float = 0.01) -> float:
     return round(math.floor(price / tick + 1e-9) * tick, 2)
 
@@ -82,16 +101,19 @@ class ProbeOrders:
         self.errors = OrderErrors()
         self.first_fill_at: dict[str, float] = {}
         self.sent_at: dict[str, float] = {}
+        self.client_throttled = 0
         self._tickers: dict[int, Ticker] = {}
         ib.orderStatusEvent += self._on_status
         ib.execDetailsEvent += self._on_exec
         ib.errorEvent += self._on_error
+        ib.client.throttleStart += self._on_throttle
 
     def detach(self) -> None:
         """Stop listening to the connection and cancel the quote subscriptions."""
         self.ib.orderStatusEvent -= self._on_status
         self.ib.execDetailsEvent -= self._on_exec
         self.ib.errorEvent -= self._on_error
+        self.ib.client.throttleStart -= self._on_throttle
         for ticker in self._tickers.values():
             if ticker.contract is not None:
                 self.ib.cancelMktData(ticker.contract)
@@ -107,8 +129,12 @@ class ProbeOrders:
     def _on_exec(self, trade: Trade, fill: Fill) -> None:
         ref = fill.execution.orderRef or trade.order.orderRef
         if self.guard.owns(ref):
-            self.first_fill_at.setdefault(ref, time.time())
+            self.first_fill_at.setdefault(ref, arrival_time(fill))
             self.record_fill(fill)
+
+    def _on_throttle(self) -> None:
+        self.client_throttled += 1
+        logger.warning("ib_async is queueing requests (over 45 per second): a latency measured now includes it")
 
     def record_fill(self, fill: Fill) -> None:
         ex = fill.execution
@@ -181,6 +207,24 @@ class ProbeOrders:
         self.sent_at[sent.order_ref] = sent.sent_at
         return sent
 
+    async def pace(self) -> None:
+        """Wait for a pacing slot (and any back-off) before an order message leaves."""
+        await self.governor.ready()
+
+    async def send_limit(
+        self,
+        contract: Contract,
+        action: str,
+        price: float,
+        *,
+        probe: str,
+        quantity: float = 1,
+        order_ref: str | None = None,
+    ) -> SentOrder:
+        """:meth:`limit`, after a pacing slot: the way every probe sends an order."""
+        await self.pace()
+        return self.limit(contract, action, price, probe=probe, quantity=quantity, order_ref=order_ref)
+
     async def wait_done_or_filled(self, sent: SentOrder, timeout: float) -> FillResult:
         """Wait (events, not polling) until the order is fully filled or done, or ``timeout``."""
         trade = sent.trade
@@ -213,14 +257,15 @@ class ProbeOrders:
         if not self.guard.owns(trade.order.orderRef):
             raise ProbeFailure(f"refusing to cancel order {trade.order.orderId}: not a probe order")
         if trade.orderStatus.status not in DONE:
+            await self.pace()
             self.ib.cancelOrder(trade.order)
         await self.wait_done_or_filled(sent, timeout or self.active.cancel_timeout)
         return trade.orderStatus.status
 
     async def buy_marketable(self, contract: Contract, *, probe: str) -> tuple[SentOrder, FillResult]:
-        """Buy one at the ask (a marketable limit) and wait for the fill."""
+        """Buy one with a marketable limit (the ask plus a small collar) and wait for the fill."""
         _, ask = await self.quote(contract)
-        sent = self.limit(contract, "BUY", ask, probe=probe)
+        sent = await self.send_limit(contract, "BUY", marketable_buy_limit(ask), probe=probe)
         result = await self.wait_done_or_filled(sent, self.active.fill_timeout)
         if result.filled < sent.trade.order.totalQuantity:
             await self.cancel(sent)
@@ -254,7 +299,7 @@ class ProbeOrders:
         while remaining > 1e-9:
             lot = min(remaining, float(self.active.max_quantity))
             bid, _ = await self.quote(contract)
-            sent = self.limit(contract, "SELL", first_price or bid, probe=probe, quantity=lot)
+            sent = await self.send_limit(contract, "SELL", first_price or bid, probe=probe, quantity=lot)
             result = await self.wait_done_or_filled(sent, wait)
             attempt = 0
             while (
@@ -275,6 +320,7 @@ class ProbeOrders:
                     attempt,
                     self.active.close_retry_attempts,
                 )
+                await self.pace()
                 self.guard.modify_price(sent, new)
                 result = await self.wait_done_or_filled(sent, wait)
             reprices += attempt
@@ -287,6 +333,7 @@ class ProbeOrders:
                     attempt,
                 )
                 bid, _ = await self.quote(contract)
+                await self.pace()
                 self.guard.modify_price(sent, bid)
                 result = await self.wait_done_or_filled(sent, self.active.fill_timeout)
             if result.filled < lot:
@@ -318,6 +365,7 @@ class ProbeOrders:
         actions: list[str] = []
         for trade in list(self.ib.openTrades()):
             if self.guard.owns(trade.order.orderRef) and trade.order.clientId == self.ib.client.clientId:
+                await self.pace()
                 self.ib.cancelOrder(trade.order)
                 actions.append(f"cancelled {trade.order.orderRef} (id {trade.order.orderId})")
         for trade in list(self.ib.openTrades()):
@@ -351,6 +399,12 @@ class ProbeOrders:
         for action in actions:
             logger.info("probe cleanup: {}", action)
         return actions
+
+
+def arrival_time(fill: Fill) -> float:
+    """Epoch seconds the execution report arrived (ib_async stamps live fills at the socket read)."""
+    stamped = fill.time
+    return stamped.timestamp() if stamped is not None and stamped.tzinfo is not None else time.time()
 
 
 async def _next_update(ticker: Ticker, timeout: float) -> None:

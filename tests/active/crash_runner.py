@@ -19,7 +19,7 @@ async def main(config_json: str, stage: str) -> None:
     ctx = await session.context()
     if stage == "resting":
         bid, _ = await ctx.orders.quote(ctx.instrument)
-        sent = ctx.orders.limit(ctx.instrument, "BUY", round(bid * 0.8, 2), probe="crash")
+        sent = await ctx.orders.send_limit(ctx.instrument, "BUY", round(bid * 0.8, 2), probe="crash")
     else:
         sent, _ = await ctx.orders.buy_marketable(ctx.instrument, probe="crash")
     await ctx.orders.wait_done_or_filled(sent, 0.5)
