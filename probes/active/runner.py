@@ -160,8 +160,12 @@ async def run_probes(
     metrics: Metrics | None = None,
     backoff_base: float = 2.0,
     on_result: Callable[[ProbeResult], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RunReport:
-    """Run the chosen probes once; every failure is reported, nothing raises."""
+    """Run the chosen probes once; every failure is reported, nothing raises.
+
+    A set ``stop`` skips the probes not yet started (they are not reported); clean-up still runs.
+    """
     names = [n for n in PROBES if only is None or n in only]
     report = RunReport(run_id=new_run_id())
 
@@ -190,6 +194,9 @@ async def run_probes(
         except (ProbeFailure, TimeoutError, ConnectionError) as exc:
             return fail_all(f"{type(exc).__name__}: {exc}")
         for name in names:
+            if stop is not None and stop.is_set():
+                logger.info("active probe run {} stopping before {}", report.run_id, name)
+                break
             result = await _run_one(name, ctx, probe_timeout(config))
             _record(report, result, on_result)
             if not result.ok and session.ib.isConnected():

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from loguru import logger
@@ -34,10 +34,27 @@ def publish(metrics: Metrics, result: ProbeResult) -> None:
     metrics.probe_runs.labels(**labels, result="success" if result.ok else "failure").inc()
 
 
+MarketOpen = Callable[[dt.datetime], bool]
+
+
+IsOpen = Callable[[dt.datetime], bool]
+TaskFactory = Callable[[GatewatchConfig, Metrics], Coroutine[Any, Any, None]]
+
+
 async def run_schedule(
-    config: GatewatchConfig, metrics: Metrics, stop: asyncio.Event, *, backoff_base: float = 2.0
+    config: GatewatchConfig,
+    metrics: Metrics,
+    stop: asyncio.Event,
+    *,
+    backoff_base: float = 2.0,
+    is_open: IsOpen = NYSE.is_open,
 ) -> None:
-    """Run the active probe set every ``active.interval`` until ``stop`` is set."""
+    """Run the active probe set every ``active.interval`` until ``stop`` is set.
+
+    ``is_open`` judges market hours (the exporter passes the instrument's own liquid hours, with
+    the NYSE calendar as fallback). Setting ``stop`` ends the schedule after the probe in flight:
+    the run still cleans up what it holds, so stopping never leaves a probe order behind.
+    """
     logger.info(
         "active probes scheduled every {:g} s ({})",
         config.active.interval,
@@ -46,17 +63,18 @@ async def run_schedule(
     was_open: bool | None = None
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)
-        is_open = not config.active.market_hours_only or NYSE.is_open(now)
-        if is_open != was_open:
-            logger.info("active probes {}", "running" if is_open else "paused: market closed")
-            was_open = is_open
-        if is_open:
+        open_now = not config.active.market_hours_only or is_open(now)
+        if open_now != was_open:
+            logger.info("active probes {}", "running" if open_now else "paused: market closed")
+            was_open = open_now
+        if open_now:
             try:
                 await run_probes(
                     config,
                     metrics=metrics,
                     backoff_base=backoff_base,
                     on_result=lambda r: publish(metrics, r),
+                    stop=stop,
                 )
             except asyncio.CancelledError:
                 raise
@@ -66,8 +84,13 @@ async def run_schedule(
                     publish(metrics, ProbeResult(name, False, 0.0, f"run crashed: {exc}"))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), config.active.interval)
+    logger.info("active probe schedule stopped")
 
 
-def exporter_task(config: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]:
-    """``ExporterApp.extra_tasks`` factory: the schedule runs until the exporter cancels it."""
-    return run_schedule(config, metrics, asyncio.Event())
+def exporter_task(is_open: IsOpen = NYSE.is_open) -> TaskFactory:
+    """An ``ExporterApp.extra_tasks`` factory: the schedule runs until the exporter cancels it."""
+
+    def start(config: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]:
+        return run_schedule(config, metrics, asyncio.Event(), is_open=is_open)
+
+    return start
