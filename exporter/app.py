@@ -55,10 +55,6 @@ class ExporterApp:
         self.metrics = metrics or Metrics()
         self.started_at = time.time()
         self.extra_tasks: list[TaskFactory] = []
-        if config.active.enabled:  # scheduled active paper-order probes (owned by probes/active/)
-            from probes.active.schedule import exporter_task
-
-            self.extra_tasks.append(exporter_task)
         probes_cfg = config.probes
         self.session = GatewaySession(config.gateway)
         self.time_requester = CurrentTimeRequester(self.session, config.gateway.request_timeout)
@@ -73,6 +69,11 @@ class ExporterApp:
         self.reconciliation = ReconciliationProbe(self.session, m, probes_cfg.bot_positions_file)
         self.risk = RiskProbe(self.session, m, self.account, probes_cfg.max_position_ratio)
         self.process = ProcessProbe(m, probes_cfg.processes)
+        if config.active.enabled:  # scheduled active paper-order probes (owned by probes/active/)
+            from probes.active.schedule import exporter_task
+
+            # The schedule judges market hours as the quotes probe does: the contract's own hours.
+            self.extra_tasks.append(exporter_task(self.quotes.market_hours.is_open))
         self.recorders: list[ProbeRecorder] = [
             p.recorder for p in (self.connection, self.account, self.quotes, self.heartbeat, self.clock,
                                  self.historical, self.reconciliation, self.risk, self.process)
