@@ -19,6 +19,7 @@ from loguru import logger
 from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
+from probes.active.journal import OPERATOR_SCOPE
 from probes.active.runner import ActiveSession
 
 
@@ -89,7 +90,8 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
     orders of another client id are cancelled from a short connection under that client id (if
     that client is still connected the Gateway refuses with 326, and we say so). Closes go through
     the guard, so size/notional limits still hold: a bigger position is reported for manual
-    handling, not closed blindly.
+    handling, not closed blindly. These closes are journalled with the operator scope: they are
+    ours to cancel after a crash, but their fills are not probe positions (see journal scopes).
     """
     ib, guard, done = session.ib, session.guard, []
     timeout = session.config.gateway.request_timeout
@@ -121,7 +123,7 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
                 bid, ask = await session.orders.quote(contract)
                 order = LimitOrder(action, lot, bid if action == "SELL" else ask, tif="DAY")
                 await session.orders.pace()
-                sent = guard.place(contract, order, probe="flatten")
+                sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE)
             except OrderRefused as exc:
                 logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)
                 done.append(f"NOT closed {qty:g} {contract.localSymbol}: {exc}")

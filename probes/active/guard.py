@@ -18,7 +18,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
-from probes.active.journal import Journal
+from probes.active.journal import PROBE_SCOPE, Journal
 
 
 class OrderRefused(Exception):
@@ -136,8 +136,13 @@ class PaperGuard:
         probe: str,
         reference_price: float | None = None,
         order_ref: str | None = None,
+        scope: str = PROBE_SCOPE,
     ) -> SentOrder:
-        """Check limits, journal the intent, then send. ``reference_price`` prices MKT orders."""
+        """Check limits, journal the intent, then send. ``reference_price`` prices MKT orders.
+
+        ``scope`` is ``operator`` for closes of positions the probes did not open (flatten --all):
+        the same checks and tag, but the journal keeps their fills out of the probes' position.
+        """
         active = self.config.active
         if order.totalQuantity > active.max_quantity:
             self._refuse(
@@ -154,7 +159,7 @@ class PaperGuard:
             self._refuse(
                 "notional", f"notional {notional:.2f} USD exceeds active.max_notional {active.max_notional:g}"
             )
-        return self._send(contract, order, probe=probe, order_ref=order_ref)
+        return self._send(contract, order, probe=probe, order_ref=order_ref, scope=scope)
 
     async def place_reject_test(
         self, contract: Contract, order: Order, *, probe: str, bid: float
@@ -218,7 +223,9 @@ class PaperGuard:
                 "rate", f"{sent} probe orders in the last hour: active.max_orders_per_hour is {limit}"
             )
 
-    def _send(self, contract: Contract, order: Order, *, probe: str, order_ref: str | None) -> SentOrder:
+    def _send(
+        self, contract: Contract, order: Order, *, probe: str, order_ref: str | None, scope: str = PROBE_SCOPE
+    ) -> SentOrder:
         account = self.check_paper()
         self._check_rate()
         if not contract.conId:
@@ -244,6 +251,7 @@ class PaperGuard:
             quantity=float(order.totalQuantity),
             order_type=order.orderType,
             limit_price=float(order.lmtPrice or 0.0) if order.orderType == "LMT" else None,
+            scope=scope,
         )
         if self.metrics:
             self.metrics.probe_orders.labels(action=order.action.lower()).inc()

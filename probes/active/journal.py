@@ -18,6 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+PROBE_SCOPE = "probe"
+OPERATOR_SCOPE = "operator"
+"""An order's scope: ``probe`` orders open and close the probes' own positions; ``operator``
+orders (``flatten --all``) close positions the probes never opened. Both are ours to cancel, but
+only probe fills count toward the probes' net position: an operator close counted there would
+read as a probe short that no probe ever sold."""
+
 OPEN_STATES = ("Intent", "PendingSubmit", "PreSubmitted", "Submitted", "PendingCancel", "ApiPending")
 DONE_STATES = ("Filled", "Cancelled", "ApiCancelled", "Inactive", "Gone")
 
@@ -34,6 +41,7 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity    REAL NOT NULL,
     order_type  TEXT NOT NULL,
     limit_price REAL,
+    scope       TEXT NOT NULL DEFAULT 'probe',
     status      TEXT NOT NULL,
     filled      REAL NOT NULL DEFAULT 0,
     avg_price   REAL NOT NULL DEFAULT 0,
@@ -71,6 +79,7 @@ class JournalOrder:
     status: str
     filled: float
     created_at: float
+    scope: str = PROBE_SCOPE
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +106,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
+        if "scope" not in columns:  # a journal written before scopes existed: all its orders were probes'
+            self._db.execute("ALTER TABLE orders ADD COLUMN scope TEXT NOT NULL DEFAULT 'probe'")
 
     @contextlib.contextmanager
     def _durable(self) -> Iterator[None]:
@@ -125,14 +137,17 @@ class Journal:
         quantity: float,
         order_type: str,
         limit_price: float | None,
+        scope: str = PROBE_SCOPE,
     ) -> None:
         """Record an order about to be sent (fsynced); raises sqlite3.IntegrityError if the ref exists."""
+        if scope not in (PROBE_SCOPE, OPERATOR_SCOPE):
+            raise ValueError(f"unknown order scope {scope!r}")
         now = time.time()
         with self._durable():
             self._db.execute(
                 "INSERT INTO orders (order_ref, probe, run_id, client_id, order_id, con_id, contract, action,"
-                " quantity, order_type, limit_price, status, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Intent', ?, ?)",
+                " quantity, order_type, limit_price, scope, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Intent', ?, ?)",
                 (
                     order_ref,
                     probe,
@@ -145,6 +160,7 @@ class Journal:
                     quantity,
                     order_type,
                     limit_price,
+                    scope,
                     now,
                     now,
                 ),
@@ -197,10 +213,15 @@ class Journal:
         return int(row[0])
 
     def net_positions(self) -> dict[int, float]:
-        """Net probe position per conId, from our own fills (BOT adds, SLD subtracts)."""
+        """Net probe position per conId, from the probes' fills (BOT adds, SLD subtracts).
+
+        Fills of operator-scope orders are left out; so are fills whose order is not journalled.
+        """
         rows = self._db.execute(
-            "SELECT con_id, SUM(CASE WHEN side = 'BOT' THEN shares ELSE -shares END)"
-            " FROM fills GROUP BY con_id"
+            "SELECT f.con_id, SUM(CASE WHEN f.side = 'BOT' THEN f.shares ELSE -f.shares END)"
+            " FROM fills f JOIN orders o ON o.order_ref = f.order_ref"
+            " WHERE o.scope = ? GROUP BY f.con_id",
+            (PROBE_SCOPE,),
         ).fetchall()
         return {int(con_id): float(net) for con_id, net in rows if abs(net) > 1e-9}
 
@@ -211,7 +232,7 @@ class Journal:
     def _select(self, where: str, params: tuple[Any, ...]) -> list[JournalOrder]:
         rows = self._db.execute(
             "SELECT order_ref, probe, run_id, client_id, order_id, con_id, contract, action, quantity,"
-            f" order_type, limit_price, status, filled, created_at FROM orders {where} ORDER BY created_at",
+            f" order_type, limit_price, status, filled, created_at, scope FROM orders {where} ORDER BY created_at",
             params,
         ).fetchall()
         return [
@@ -230,6 +251,7 @@ class Journal:
                 r[11],
                 float(r[12]),
                 float(r[13]),
+                r[14],
             )
             for r in rows
         ]

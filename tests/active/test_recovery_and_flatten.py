@@ -89,3 +89,41 @@ def test_flatten_all_without_yes_and_no_stdin_refuses(sim, config_for, tmp_path)
     assert result.returncode == 1
     assert "not confirmed" in result.stderr
     assert sim.state()["clients"] == [] or all(c.get("clientId") != 902 for c in sim.state()["clients"])
+
+
+async def _foreign_position(sim, client_id: int) -> None:
+    """The trading bot (another client id) buys 1 SPY and keeps it."""
+    ib = IB()
+    await ib.connectAsync("127.0.0.1", sim.port, clientId=client_id, timeout=5)
+    try:
+        [spy] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+        ask = sim.state()["quotes"]["SPY"]["ask"]
+        ib.placeOrder(spy, LimitOrder("BUY", 1, round(ask + 1, 2), orderRef="bot-position"))
+        for _ in range(50):
+            if held(sim) == {"SPY": 1.0}:
+                break
+            await asyncio.sleep(0.05)
+        assert held(sim) == {"SPY": 1.0}
+    finally:
+        ib.disconnect()
+
+
+async def test_flatten_all_close_of_a_foreign_position_is_not_a_probe_short(sim, config_for):
+    config = config_for(sim)
+    await _foreign_position(sim, client_id=78)
+    done = await flatten(config, everything=True)
+    assert any(line.startswith("closed 1 SPY") for line in done), done
+    assert held(sim) == {}
+    journal = Journal(config.active.journal_path)
+    try:
+        [close] = journal.all_orders()
+        assert (close.scope, close.action, close.filled) == ("operator", "SELL", 1.0)
+        assert close.order_ref.startswith("gatewatch:flatten-all:")
+        assert journal.net_positions() == {}, "the operator close shows up as a probe position"
+    finally:
+        journal.close()
+    orders_before = len(sim.state()["orders"])
+    report = await run_probes(config, only=["error_recovery"], backoff_base=0.05)
+    assert report.ok and report.recovered == []
+    assert len(sim.state()["orders"]) == orders_before, "recovery sent an order for a phantom position"
+    assert held(sim) == {}

@@ -1,0 +1,53 @@
+"""The journal: scopes keep operator closes out of the probes' position; old journals still open."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from probes.active.journal import Journal
+
+
+def _order(journal: Journal, ref: str, action: str, scope: str) -> None:
+    journal.record_intent(order_ref=ref, probe="p", run_id="r", client_id=902, order_id=hash(ref) % 10_000,
+                          con_id=1, contract={"conId": 1}, action=action, quantity=1, order_type="LMT",
+                          limit_price=1.0, scope=scope)
+
+
+def test_operator_fills_do_not_count_toward_the_probe_position(tmp_path):
+    journal = Journal(tmp_path / "j" / "probes.sqlite")
+    _order(journal, "gatewatch:fill:r.1", "BUY", "probe")
+    _order(journal, "gatewatch:flatten-all:r.2", "SELL", "operator")
+    journal.record_fill(exec_id="e1", order_ref="gatewatch:fill:r.1", con_id=1, side="BOT", shares=1, price=1)
+    journal.record_fill(exec_id="e2", order_ref="gatewatch:flatten-all:r.2", con_id=1, side="SLD", shares=1,
+                        price=1)
+    assert journal.net_positions() == {1: 1.0}
+    assert {o.order_ref: o.scope for o in journal.all_orders()} == {
+        "gatewatch:fill:r.1": "probe", "gatewatch:flatten-all:r.2": "operator"}
+    with pytest.raises(ValueError, match="scope"):
+        _order(journal, "gatewatch:x:r.3", "BUY", "bot")
+    journal.close()
+
+
+def test_a_journal_from_before_scopes_opens_and_counts_its_orders_as_probes(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE orders (order_ref TEXT PRIMARY KEY, probe TEXT NOT NULL, run_id TEXT NOT NULL,
+            client_id INTEGER NOT NULL, order_id INTEGER NOT NULL, con_id INTEGER NOT NULL, contract TEXT NOT NULL,
+            action TEXT NOT NULL, quantity REAL NOT NULL, order_type TEXT NOT NULL, limit_price REAL,
+            status TEXT NOT NULL, filled REAL NOT NULL DEFAULT 0, avg_price REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE fills (exec_id TEXT PRIMARY KEY, order_ref TEXT NOT NULL, con_id INTEGER NOT NULL,
+            side TEXT NOT NULL, shares REAL NOT NULL, price REAL NOT NULL, at REAL NOT NULL);
+        INSERT INTO orders VALUES ('gatewatch:fill:old.1', 'fill', 'old', 902, 5, 7, '{}', 'BUY', 1, 'LMT', 1.0,
+            'Filled', 1, 1.0, 1.0, 1.0);
+        INSERT INTO fills VALUES ('e1', 'gatewatch:fill:old.1', 7, 'BOT', 1, 1.0, 1.0);
+    """)
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    assert [o.scope for o in journal.all_orders()] == ["probe"]
+    assert journal.net_positions() == {7: 1.0}
+    journal.close()
