@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import signal
 
-from ib_async import IB, Stock
+from ib_async import IB, Contract, Stock
 
 
 async def hold(port: int, symbols: list[str], client_id: int) -> None:
@@ -21,9 +21,9 @@ async def hold(port: int, symbols: list[str], client_id: int) -> None:
     ib.RequestTimeout = 10
     await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=10)
     contracts = await ib.qualifyContractsAsync(*(Stock(s, "SMART", "USD") for s in symbols))
-    tickers = [ib.reqMktData(c) for c in contracts if c is not None]
-    ib.reqAccountUpdates(ib.managedAccounts()[0])
-    ib.reqPositions()
+    tickers = [ib.reqMktData(c) for c in contracts if isinstance(c, Contract)]
+    await ib.reqAccountUpdatesAsync(ib.managedAccounts()[0])
+    await ib.reqPositionsAsync()
     print(f"holding {len(tickers)} quote streams", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -279,6 +279,8 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
             while "holding" not in bare.log_tail() and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(5)
+            if not bare.alive():
+                raise RuntimeError(f"bare_ib_async.py exited:\n{bare.log_tail()}")
             bare_cpu = cpu_share(bare.pid, seconds)
             bare_rss = psutil.Process(bare.pid).memory_info().rss
         finally:
@@ -369,6 +371,11 @@ def run_peer(report: Report, script: str, args: list[str]) -> None:
     report.peer_outputs[f"{script} {' '.join(args)}".strip()] = (done.stdout or done.stderr).strip()
 
 
+def run_peers(report: Report) -> None:
+    run_peer(report, "bench_simulator.py", ["--seconds", "10"])
+    run_peer(report, "bench_probes.py", [])
+
+
 # --------------------------------------------------------------------------- output
 
 def markdown(report: Report, host: dict[str, str], args: argparse.Namespace, took: float) -> str:
@@ -423,8 +430,7 @@ def main() -> int:
             ("overhead", lambda: bench_overhead(report, work, window)),
             ("scale", lambda: bench_scale(report, work, window)),
             ("soak", lambda: bench_soak(report, work, args.soak_minutes, args.soak_tick_hz)),
-            ("peers", lambda: (run_peer(report, "bench_simulator.py", ["--seconds", "10"]),
-                               run_peer(report, "bench_probes.py", []))),
+            ("peers", lambda: run_peers(report)),
         ]
         for name, step in steps:
             if name not in wanted:
