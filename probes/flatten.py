@@ -20,6 +20,7 @@ from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE
+from probes.active.orders import marketable_buy_limit, marketable_sell_limit
 from probes.active.runner import ActiveSession
 
 
@@ -121,7 +122,8 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
             lot = min(remaining, float(session.config.active.max_quantity))
             try:
                 bid, ask = await session.orders.quote(contract)
-                order = LimitOrder(action, lot, bid if action == "SELL" else ask, tif="DAY")
+                price = marketable_sell_limit(bid) if action == "SELL" else marketable_buy_limit(ask)
+                order = LimitOrder(action, lot, price, tif="DAY")
                 await session.orders.pace()
                 sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE)
             except OrderRefused as exc:

@@ -65,7 +65,7 @@ async def probe_cancel(ctx: ProbeContext) -> str:
 
 
 async def probe_close(ctx: ProbeContext) -> str:
-    """Selling the probes' position at the bid leaves it flat, journal and Gateway agreeing."""
+    """Selling the probes' position (marketable from the bid) leaves it flat, journal and Gateway agreeing."""
     await _ensure_long(ctx, "close")
     qty = ctx.probe_net()
     await ctx.orders.close(ctx.instrument, qty, probe="close")
@@ -177,7 +177,7 @@ async def probe_close_retry(ctx: ProbeContext) -> str:
         raise ProbeFailure(f"expected {attempts} re-prices, saw {reprices}")
     if ctx.metrics is not None and _escalations(ctx) != escalations_before + 1:
         raise ProbeFailure("the escalation counter did not increase")
-    return f"{reprices} re-prices toward the mid, escalated, then closed at the bid"
+    return f"{reprices} re-prices toward the mid, escalated, then closed marketable from the bid"
 
 
 def _escalations(ctx: ProbeContext) -> float:

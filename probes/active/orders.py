@@ -31,7 +31,8 @@ from probes.active.pacing import PacingGovernor
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 CANCEL_OF_FILLED = (161, 10148)
 MARKETABLE_COLLAR = 0.001
-"""A buy limit sits this fraction (at least two ticks) above the ask it was priced from.
+"""A buy limit sits this fraction (at least two ticks) above the ask it was priced from (a sell
+as far below the bid).
 
 Why: the quote we price from is already old when the order arrives; if the ask ticked up in
 between, a limit exactly at the old ask rests instead of filling and the fill probe fails for a
@@ -74,6 +75,12 @@ def marketable_buy_limit(ask: float, tick: float = 0.01) -> float:
     """The limit for a marketable buy priced from ``ask``: ask + collar, rounded up to a tick."""
     collar = max(2 * tick, ask * MARKETABLE_COLLAR)
     return round(math.ceil((ask + collar) / tick - 1e-9) * tick, 2)
+
+
+def marketable_sell_limit(bid: float, tick: float = 0.01) -> float:
+    """The limit for a marketable sell priced from ``bid``: bid - collar, rounded down, >= 1 tick."""
+    collar = max(2 * tick, bid * MARKETABLE_COLLAR)
+    return max(tick, round(math.floor((bid - collar) / tick + 1e-9) * tick, 2))
 
 
 def floor_tick(price: float, tick: float = 0.01) -> float:
@@ -287,11 +294,12 @@ class ProbeOrders:
     ) -> int:
         """Sell ``quantity`` (one order per max_quantity lot) to close; returns re-prices used.
 
-        Each lot starts at ``first_price`` (default: the bid). A lot that does not fill within
-        ``close_retry_wait`` is re-priced toward the mid (halving the distance; a price already
-        below the mid goes to the current bid), at most ``close_retry_attempts`` times; then the
-        close escalates (``gatewatch_order_close_escalations_total``, a loud log line) and is made
-        marketable at the bid so nothing is left behind.
+        Each lot starts at ``first_price`` (default: marketable, the bid less the collar). A lot
+        that does not fill within ``close_retry_wait`` is re-priced toward the mid (halving the
+        distance; a price already at or below the mid becomes marketable from the current bid), at
+        most ``close_retry_attempts`` times; then the close escalates
+        (``gatewatch_order_close_escalations_total``, a loud log line) and is made marketable from
+        the bid so nothing is left behind.
         """
         reprices = 0
         wait = wait or self.active.close_retry_wait
@@ -299,7 +307,8 @@ class ProbeOrders:
         while remaining > 1e-9:
             lot = min(remaining, float(self.active.max_quantity))
             bid, _ = await self.quote(contract)
-            sent = await self.send_limit(contract, "SELL", first_price or bid, probe=probe, quantity=lot)
+            price = first_price or marketable_sell_limit(bid)
+            sent = await self.send_limit(contract, "SELL", price, probe=probe, quantity=lot)
             result = await self.wait_done_or_filled(sent, wait)
             attempt = 0
             while (
@@ -311,7 +320,7 @@ class ProbeOrders:
                 bid, ask = await self.quote(contract)
                 mid = (bid + ask) / 2
                 old = float(sent.trade.order.lmtPrice or 0.0)
-                new = round_tick(mid + (old - mid) / 2) if old > mid else bid
+                new = round_tick(mid + (old - mid) / 2) if old > mid else marketable_sell_limit(bid)
                 logger.info(
                     "close {} not filled at {}: re-pricing to {} (attempt {}/{})",
                     sent.order_ref,
@@ -334,7 +343,7 @@ class ProbeOrders:
                 )
                 bid, _ = await self.quote(contract)
                 await self.pace()
-                self.guard.modify_price(sent, bid)
+                self.guard.modify_price(sent, marketable_sell_limit(bid))
                 result = await self.wait_done_or_filled(sent, self.active.fill_timeout)
             if result.filled < lot:
                 await self.cancel(sent)
