@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, overload
+from typing import Any
 
 from loguru import logger
 
@@ -87,30 +87,14 @@ async def run_schedule(
     logger.info("active probe schedule stopped")
 
 
-@overload
-def exporter_task(is_open: IsOpen = ...) -> TaskFactory: ...
+def exporter_task(is_open: IsOpen = NYSE.is_open) -> TaskFactory:
+    """A factory for ``ExporterApp.extra_tasks``: the schedule runs until the exporter cancels it.
 
-
-@overload
-def exporter_task(is_open: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]: ...
-
-
-def exporter_task(
-    is_open: IsOpen | GatewatchConfig = NYSE.is_open, metrics: Metrics | None = None
-) -> TaskFactory | Coroutine[Any, Any, None]:
-    """The schedule for ``ExporterApp.extra_tasks``; it runs until the exporter cancels it.
-
-    ``exporter_task(is_open)`` returns the task factory, judging market hours with ``is_open`` (the
-    exporter passes the instrument's liquid hours). Called as the factory itself,
-    ``exporter_task(config, metrics)`` starts the schedule on the NYSE calendar.
+    ``is_open`` judges market hours; the exporter passes its quotes probe's judgement (the
+    contract's liquid hours, the NYSE calendar as fallback) so both agree on when the market is open.
     """
-    if isinstance(is_open, GatewatchConfig):
-        if metrics is None:
-            raise TypeError("exporter_task(config, metrics): metrics missing")
-        return run_schedule(is_open, metrics, asyncio.Event())
-    judge = is_open
 
     def start(config: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]:
-        return run_schedule(config, metrics, asyncio.Event(), is_open=judge)
+        return run_schedule(config, metrics, asyncio.Event(), is_open=is_open)
 
     return start
