@@ -8,9 +8,19 @@ export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   if [ ! -f .env ]; then
-    echo "scripts/up.sh: no .env: copy .env.example to .env and set GF_SECURITY_ADMIN_PASSWORD and the" \
-         "GATEWATCH_SMTP_* values first" >&2
-    exit 2
+    # First run: a working .env from the example, with a fresh Grafana admin password (compose
+    # refuses a Grafana without one) and an empty SMTP password file. Alert e-mails go nowhere
+    # until the GATEWATCH_SMTP_* values in .env are real ones.
+    password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+    sed "s|^GF_SECURITY_ADMIN_PASSWORD=.*|GF_SECURITY_ADMIN_PASSWORD=${password}|" .env.example > .env
+    chmod 600 .env
+    mkdir -p secrets && chmod 700 secrets
+    grep -o '^[A-Z_]*_FILE=\./secrets/[a-z_]*' .env | cut -d= -f2 | while read -r file; do
+      # Empty placeholders, readable by the containers' own users; put real secrets in with chmod 640.
+      [ -e "$file" ] || install -m 644 /dev/null "$file"
+    done
+    echo "== created .env from .env.example; Grafana: user admin, password ${password}"
+    echo "   (edit .env for real alert e-mail settings, then: docker compose up -d)"
   fi
   echo "== Docker engine found: docker compose up -d"
   exec docker compose up -d --build
@@ -34,7 +44,7 @@ fi
 # Python dependencies, pinned in pyproject.toml, into .venv (as scripts/test.sh does).
 if [ ! -x .venv/bin/gatewatch ]; then
   command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-  [ -x .venv/bin/python ] || uv venv -q .venv -p python3.11
+  [ -x .venv/bin/python ] || uv venv -q .venv -p python3
   VIRTUAL_ENV="$PWD/.venv" uv pip install -q -e .
 fi
 
