@@ -95,6 +95,22 @@ def test_state_lives_in_named_volumes() -> None:
     assert "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION:-30d}" in prom
 
 
+def test_grafana_provisioning_points_at_mounted_folders() -> None:
+    """A provider path that no volume mounts provisions nothing, silently: Grafana starts empty."""
+    grafana = compose()["services"]["grafana"]
+    mounts = {entry.split(":")[1]: entry.split(":")[0] for entry in grafana["volumes"] if ":" in entry}
+    assert mounts.get("/etc/grafana/provisioning") == "./grafana/provisioning"
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/gatewatch.yml").read_text())["providers"]
+    for provider in providers:
+        path = provider["options"]["path"]
+        assert path in mounts, f"provider {provider['name']!r} reads {path}, which no volume mounts"
+        source = ROOT / mounts[path]
+        assert sorted(source.glob("*.json")), f"{source} holds no dashboards"
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    folder, _, name = home.rpartition("/")
+    assert (ROOT / mounts[folder] / name).is_file()
+
+
 def test_images_are_pinned() -> None:
     for name, service in compose()["services"].items():
         image = service.get("image", "")
