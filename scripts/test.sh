@@ -18,9 +18,7 @@ if ((${#missing[@]})); then
 fi
 
 # Python dependencies, pinned in pyproject.toml, into .venv.
-command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-[ -x .venv/bin/python ] || uv venv -q .venv -p python3.11
-VIRTUAL_ENV="$PWD/.venv" uv pip install -q -e '.[test]'
+bash scripts/bootstrap-venv.sh test
 
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy

@@ -42,11 +42,7 @@ if ((${#missing[@]})); then
 fi
 
 # Python dependencies, pinned in pyproject.toml, into .venv (as scripts/test.sh does).
-if [ ! -x .venv/bin/gatewatch ]; then
-  command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv
-  [ -x .venv/bin/python ] || uv venv -q .venv -p python3
-  VIRTUAL_ENV="$PWD/.venv" uv pip install -q -e .
-fi
+[ -x .venv/bin/gatewatch ] || bash scripts/bootstrap-venv.sh
 
 # The stack takes the alert e-mail settings from the environment, as compose takes them from .env.
 if [ -f .env ]; then
