@@ -200,14 +200,6 @@ class PreflightConfig(Strict):
     require_market_open: bool = True
 
 
-class QuietWindow(Strict):
-    """A recurring window (US/Eastern) in which IBKR resets servers: disconnects there are expected."""
-
-    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
-    start: Annotated[str, Field(pattern=r"^\d{2}:\d{2}$")]
-    end: Annotated[str, Field(pattern=r"^\d{2}:\d{2}$")]
-
-
 class GatewatchConfig(Strict):
     """The whole configuration file."""
 
@@ -217,7 +209,6 @@ class GatewatchConfig(Strict):
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
-    quiet_windows: list[QuietWindow] = Field(default_factory=list)
 
     @property
     def exporter_host_port(self) -> tuple[str, int]:
