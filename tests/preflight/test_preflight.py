@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,7 +74,6 @@ def paper_sim() -> Iterator[object]:
 
 
 def test_preflight_passes_against_paper_simulator(tmp_path: Path, paper_sim: object) -> None:
-    started = time.monotonic()
     result = run_preflight(write_config(tmp_path, paper_sim.port))  # type: ignore[attr-defined]
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -96,7 +94,6 @@ def test_preflight_passes_against_paper_simulator(tmp_path: Path, paper_sim: obj
     assert "nearest expiry" in line_of(out, "probe instrument")
     assert line_of(out, "market open").startswith(("[PASS]", "[WARN]"))
     assert "preflight passed" in out
-    assert time.monotonic() - started < 60
 
 
 def test_live_looking_account_is_a_blocking_failure(tmp_path: Path) -> None:
