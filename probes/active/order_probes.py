@@ -8,14 +8,25 @@ set shares positions (fill -> position -> close) and keeps the order count low.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from ib_async import LimitOrder
+from ib_async import Fill, LimitOrder
 from loguru import logger
 
 from probes.active.context import ProbeContext
+from probes.active.guard import multiplier_of
 from probes.active.orders import CANCEL_OF_FILLED, ProbeFailure, floor_tick, marketable_buy_limit, round_tick
 
 REJECT_CODE = 201
+AVERAGE_COST_TOLERANCE = 0.01
+"""USD, in the unit the Gateway reports avgCost in (per share; per contract for options).
+
+IB computes avgCost from the same fill prices and commissions its execution and commission reports
+carry, so a disagreement beyond a cent is a real one (a price or commission lost or double counted),
+not rounding."""
 
 
 async def probe_fill(ctx: ProbeContext) -> str:
@@ -30,22 +41,115 @@ async def _ensure_long(ctx: ProbeContext, probe: str) -> None:
         await ctx.orders.buy_marketable(ctx.instrument, probe=probe)
 
 
+@dataclass(frozen=True)
+class FillCost:
+    """One execution as it bears on the Gateway's average cost."""
+
+    side: str  # "BOT" or "SLD", as in the execution report
+    shares: float
+    price: float
+    commission: float
+
+
+def expected_average_cost(fills: Iterable[FillCost], multiplier: float) -> tuple[float, float | None]:
+    """Replay executions the way IB averages a position: (quantity, avgCost it should report).
+
+    IB's avgCost includes commission and is per unit of the position: per share for stock, per
+    contract (price x multiplier) for options, so 1 share bought at 512.45 with 1.00 commission
+    reads 513.45, and 1 option bought at 0.45 with 0.65 commission reads 45.65. Adding to a position
+    re-averages (commissions included); reducing it leaves avgCost unchanged (the commission goes to
+    realized P&L); going flat starts afresh. ``None`` when a fill flipped the position through zero:
+    how IB splits that fill's commission is not documented, and the probes never flip.
+    """
+    qty = 0.0
+    avg: float | None = 0.0
+    for fill in fills:
+        sign = 1.0 if fill.side == "BOT" else -1.0
+        signed = sign * fill.shares
+        if qty == 0 or (qty > 0) == (signed > 0):
+            held = abs(qty)
+            base = (avg or 0.0) * held if qty else 0.0
+            avg = (base + fill.shares * fill.price * multiplier + sign * fill.commission) / (held + fill.shares)
+            qty += signed
+        else:
+            new_qty = qty + signed
+            if abs(new_qty) < 1e-9:
+                qty, avg = 0.0, 0.0
+            elif (new_qty > 0) != (qty > 0):
+                qty, avg = new_qty, None
+            else:
+                qty = new_qty
+    return qty, avg
+
+
+def average_cost_mismatch(reported: float, expected: float, tolerance: float = AVERAGE_COST_TOLERANCE) -> str | None:
+    """Why the Gateway's avgCost disagrees with the fills, or None when it agrees within ``tolerance``."""
+    if not math.isfinite(reported) or abs(reported - expected) > tolerance + 1e-9:
+        return (f"Gateway average cost {reported:.4f} is not what the fills make it ({expected:.4f}: "
+                f"price x multiplier + commission per unit), off by {reported - expected:+.4f}")
+    return None
+
+
+async def _position_fills(ctx: ProbeContext) -> list[Fill]:
+    """This client's executions in the instrument, each with its commission report.
+
+    The commission report is a separate message that follows the execution; avgCost cannot be
+    checked without it, so wait for it (bounded) and fail if the Gateway never sends it.
+    """
+    deadline = time.monotonic() + ctx.config.active.cancel_timeout
+    while True:
+        fills = [f for f in ctx.ib.fills()
+                 if f.contract.conId == ctx.instrument.conId and f.execution.acctNumber == ctx.guard.account]
+        missing = [f.execution.execId for f in fills if not f.commissionReport.execId]
+        if not missing:
+            return fills
+        if time.monotonic() >= deadline:
+            raise ProbeFailure(f"no commission report for execution(s) {', '.join(missing)} "
+                               f"within {ctx.config.active.cancel_timeout:g} s")
+        await asyncio.sleep(0.05)
+
+
 async def probe_position(ctx: ProbeContext) -> str:
-    """The probes' position shows in the Gateway's positions with the right size and cost."""
+    """The probes' position shows in the Gateway's positions with the right size and cost.
+
+    The cost check compares the Gateway's avgCost with what this client's own executions and
+    commission reports make it (:func:`expected_average_cost`). It applies when the Gateway's
+    position is exactly what those executions add up to; when it holds more (a trade by another
+    client or by hand in the same contract), its average mixes in costs this client cannot see, and
+    the detail says the cost was not compared. The position is re-read until the cost agrees or
+    ``active.cancel_timeout`` passes: position and commission updates are separate messages.
+    """
     await _ensure_long(ctx, "position")
     expected = ctx.probe_net()
-    positions = await asyncio.wait_for(ctx.ib.reqPositionsAsync(), ctx.config.active.cancel_timeout)
-    mine = [
-        p for p in positions if p.contract.conId == ctx.instrument.conId and p.account == ctx.guard.account
-    ]
-    if not mine:
-        raise ProbeFailure(f"the Gateway reports no position in {ctx.instrument.localSymbol}")
-    held = float(mine[0].position)
-    if held < expected:
-        raise ProbeFailure(f"Gateway holds {held:g}, probes' journal expects at least {expected:g}")
-    if not mine[0].avgCost > 0:
-        raise ProbeFailure(f"position average cost is {mine[0].avgCost}")
-    return f"Gateway holds {held:g} (probes {expected:g}) at average cost {mine[0].avgCost:.4f}"
+    fills = await _position_fills(ctx)
+    replayed, expected_cost = expected_average_cost(
+        (FillCost(f.execution.side, float(f.execution.shares), float(f.execution.price),
+                  float(f.commissionReport.commission)) for f in fills),
+        multiplier_of(ctx.instrument),
+    )
+    deadline = time.monotonic() + ctx.config.active.cancel_timeout
+    while True:
+        positions = await asyncio.wait_for(ctx.ib.reqPositionsAsync(), ctx.config.active.cancel_timeout)
+        mine = [
+            p for p in positions if p.contract.conId == ctx.instrument.conId and p.account == ctx.guard.account
+        ]
+        if not mine:
+            raise ProbeFailure(f"the Gateway reports no position in {ctx.instrument.localSymbol}")
+        held, avg_cost = float(mine[0].position), float(mine[0].avgCost)
+        if held < expected:
+            raise ProbeFailure(f"Gateway holds {held:g}, probes' journal expects at least {expected:g}")
+        summary = f"Gateway holds {held:g} (probes {expected:g}) at average cost {avg_cost:.4f}"
+        if held != replayed or expected_cost is None:
+            if not avg_cost > 0:
+                raise ProbeFailure(f"position average cost is {avg_cost}")
+            return (f"{summary}; cost not compared: the position includes trades this client did not make "
+                    f"(its executions add up to {replayed:g})")
+        problem = average_cost_mismatch(avg_cost, expected_cost)
+        if problem is None:
+            return f"{summary}, as its fills and commissions make it"
+        if time.monotonic() >= deadline:
+            raise ProbeFailure(problem)
+        await asyncio.sleep(0.5)
 
 
 async def probe_cancel(ctx: ProbeContext) -> str:
@@ -183,5 +287,7 @@ async def probe_close_retry(ctx: ProbeContext) -> str:
 def _escalations(ctx: ProbeContext) -> float:
     if ctx.metrics is None:
         return 0.0
-    value = ctx.metrics.registry.get_sample_value("gatewatch_order_close_escalations_total")
+    value = ctx.metrics.registry.get_sample_value(
+        "gatewatch_order_close_escalations_total", {"probe": "close_retry"}
+    )
     return float(value or 0.0)
