@@ -194,7 +194,8 @@ class Metrics:
             ["reason"], registry=r)
         self.close_escalations = Counter(
             "gatewatch_order_close_escalations_total",
-            "Closes that did not fill after every re-price: manual intervention needed.", registry=r)
+            "Closes that did not fill after every re-price, by the probe (or clean-up) that closed; "
+            "the close_retry probe escalates on purpose.", ["probe"], registry=r)
         self.probe_open_orders = Gauge(
             "gatewatch_probe_open_orders", "Probe orders still open according to the journal.", registry=r)
         self.probe_positions = Gauge(
@@ -202,3 +203,13 @@ class Metrics:
         self.pacing_backoffs = Counter(
             "gatewatch_pacing_backoffs_total", "Back-offs after a pacing error (100 or 162).", ["code"],
             registry=r)
+
+    def init_close_escalations(self, probes: Iterable[str]) -> None:
+        """Create ``gatewatch_order_close_escalations_total`` at 0 for every probe that may close.
+
+        Why: the CloseEscalation alert uses ``increase()``, which needs a sample before the change it
+        measures: a series whose first sample is already 1 shows no increase, so the first escalation
+        would pass unseen.
+        """
+        for probe in probes:
+            self.close_escalations.labels(probe=probe)

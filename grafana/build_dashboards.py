@@ -398,9 +398,11 @@ def probe_dashboard() -> dict[str, Any]:
         target("sum by (reason) (increase(gatewatch_probe_orders_refused_total[$__range]))", "{{reason}}",
                instant=True)], threshold_steps=((None, "green"), (0.5, "orange"))), 8, 5)
     d.add(stat("Close escalations", [
-        target("sum(increase(gatewatch_order_close_escalations_total[$__range]))", instant=True)],
+        target('sum by (probe) (increase(gatewatch_order_close_escalations_total{probe!="close_retry"}'
+               '[$__range]))', "{{probe}}", instant=True)],
                threshold_steps=((None, "green"), (0.5, "red")),
-               description="A close that never filled after every re-price: flatten by hand."), 8, 5)
+               description="A close that never filled after every re-price: flatten by hand. The "
+                           "close_retry probe's deliberate escalation on every run is left out."), 8, 5)
     d.add(timeseries("Probe orders and positions still open", [
         target("gatewatch_probe_open_orders", "open orders"),
         target("gatewatch_probe_positions", "positions", "B"),

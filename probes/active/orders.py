@@ -298,8 +298,9 @@ class ProbeOrders:
         that does not fill within ``close_retry_wait`` is re-priced toward the mid (halving the
         distance; a price already at or below the mid becomes marketable from the current bid), at
         most ``close_retry_attempts`` times; then the close escalates
-        (``gatewatch_order_close_escalations_total``, a loud log line) and is made marketable from
-        the bid so nothing is left behind.
+        (``gatewatch_order_close_escalations_total{probe}``, a loud log line) and is made marketable
+        from the bid so nothing is left behind. The ``probe`` label lets the alert tell the close_retry
+        probe's deliberate escalation from one that needs a human.
         """
         reprices = 0
         wait = wait or self.active.close_retry_wait
@@ -335,7 +336,7 @@ class ProbeOrders:
             reprices += attempt
             if result.filled < lot and result.status not in DONE:
                 if self.metrics:
-                    self.metrics.close_escalations.inc()
+                    self.metrics.close_escalations.labels(probe=probe).inc()
                 logger.error(
                     "CLOSE ESCALATION: {} not filled after {} re-prices; closing at the bid now",
                     sent.order_ref,

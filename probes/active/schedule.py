@@ -23,6 +23,8 @@ from gatewatch.market_calendar import NYSE
 from probes.active.runner import PROBES, ProbeResult, run_probes
 
 KIND = "active"
+CLEANUP_CLOSERS = ("recovery", "cleanup")
+"""Names under which the runner's recovery and clean-up close probe positions (``probe`` label)."""
 
 
 def publish(metrics: Metrics, result: ProbeResult) -> None:
@@ -32,6 +34,11 @@ def publish(metrics: Metrics, result: ProbeResult) -> None:
     metrics.probe_duration.labels(**labels).set(result.duration)
     metrics.probe_last_run.labels(**labels).set(time.time())
     metrics.probe_runs.labels(**labels, result="success" if result.ok else "failure").inc()
+
+
+def initialise_series(metrics: Metrics) -> None:
+    """Create the escalation counters at 0 before any run, so the first escalation is visible."""
+    metrics.init_close_escalations([*PROBES, *CLEANUP_CLOSERS])
 
 
 MarketOpen = Callable[[dt.datetime], bool]
@@ -60,6 +67,7 @@ async def run_schedule(
         config.active.interval,
         "market hours only" if config.active.market_hours_only else "at all hours",
     )
+    initialise_series(metrics)
     was_open: bool | None = None
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)

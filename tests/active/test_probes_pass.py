@@ -32,7 +32,10 @@ async def test_every_probe_passes_and_leaves_nothing_behind(sim, config_for):
         journal.close()
     sample = metrics.registry.get_sample_value
     assert sample("gatewatch_order_fill_latency_seconds_count") >= 1
-    assert sample("gatewatch_order_close_escalations_total") == 1
+    assert sample("gatewatch_order_close_escalations_total", {"probe": "close_retry"}) == 1
+    escalations = [s for f in metrics.registry.collect() if f.name == "gatewatch_order_close_escalations"
+                   for s in f.samples if s.name.endswith("_total")]
+    assert sum(s.value for s in escalations) == 1, escalations  # only close_retry's deliberate one
     assert sample("gatewatch_probe_orders_total", {"action": "buy"}) >= 1
     assert (sample("gatewatch_pacing_backoffs_total", {"code": "100"}) or 0) == 0
 
