@@ -9,7 +9,7 @@ import signal
 
 from loguru import logger
 
-from simulator.config import SimConfig
+from simulator.config import DEFAULT_MASTER_CLIENT_ID, SimConfig
 from simulator.server import Simulator
 
 
@@ -33,6 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", default=None, help="YAML fault timeline to play")
     parser.add_argument("--symbols", default="SPY,QQQ,IWM", help="comma-separated stock symbols")
     parser.add_argument("--tick-hz", type=float, default=4.0, help="quote updates per second per symbol")
+    parser.add_argument(
+        "--master-client-id",
+        type=_master_client_id,
+        default=DEFAULT_MASTER_CLIENT_ID,
+        metavar="N",
+        help=(
+            "the Gateway's 'Master API client ID': that client hears every client's orders and "
+            f"executions (default {DEFAULT_MASTER_CLIENT_ID}, gatewatch's exporter client id: the simulator "
+            "comes configured as docs/deployment_validation_checklist.md asks a real Gateway to be; "
+            "-1 or 'none' disables)"
+        ),
+    )
+
+
+def _master_client_id(text: str) -> int | None:
+    """``N`` >= 0, or ``-1`` / ``none`` for no master client (argparse reports a bad value, exit 2)."""
+    if text.strip().lower() in ("none", "-1", ""):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a client id >= 0, -1 or 'none', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a client id >= 0, -1 or 'none', got {text!r}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -47,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         scenario=args.scenario,
         symbols=args.symbols,
         tick_hz=args.tick_hz,
+        master_client_id=args.master_client_id,
     )
 
 

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+DEFAULT_MASTER_CLIENT_ID = 901
+"""gatewatch's default exporter client id (gateway.client_id in config/gatewatch.yaml)."""
+
 
 class SimConfig(BaseModel):
     """Everything that shapes one simulated Gateway.
@@ -24,6 +27,11 @@ class SimConfig(BaseModel):
     symbols: list[str] = Field(default_factory=lambda: ["SPY", "QQQ", "IWM"])
     tick_hz: float = 4.0
     starting_cash: float = 1_000_000.0
+    master_client_id: int | None = Field(default=DEFAULT_MASTER_CLIENT_ID, ge=0)
+    """The Gateway's "Master API client ID" (None: no master). That client hears every client's
+    order events and executions and gets all executions from reqExecutions, as on a real Gateway.
+    The default is gatewatch's exporter client id: the simulator comes configured as
+    docs/deployment_validation_checklist.md asks a real Gateway to be."""
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -308,8 +308,9 @@ class Handlers:
         req_id = f.i(2)
         flt_client, symbol, sec_type, side = f.i(3), f.s(7).upper(), f.s(8).upper(), f.s(10).upper()
         cid = s.client_id or 0
+        sees_all = self.sim.sees_all_orders(cid)
         for e in self.sim.broker.executions:
-            if cid != 0 and e.clientId != cid:
+            if not sees_all and e.clientId != cid:
                 continue
             if flt_client and e.clientId != flt_client:
                 continue

@@ -87,10 +87,11 @@ class Simulator:
             timeline = load_scenario(self.cfg.scenario, self.cfg.symbols)
             self._tasks.append(asyncio.create_task(self._run_scenario(timeline)))
         logger.info(
-            "simulated IB Gateway listening on {}:{} (account {}, control {})",
+            "simulated IB Gateway listening on {}:{} (account {}, master API client id {}, control {})",
             self.cfg.host,
             self.port,
             self.cfg.account,
+            "none" if self.cfg.master_client_id is None else self.cfg.master_client_id,
             f"http://{self.cfg.host}:{self.control_port}" if self.control_port is not None else "off",
         )
 
@@ -263,14 +264,21 @@ class Simulator:
         return [s for s in self.sessions if s.registered and not s.closed]
 
     # ------------------------------------------------------------ broker sink
+    def sees_all_orders(self, client_id: int) -> bool:
+        """Client 0 (the TWS client) and the configured Master API client id hear every client's
+        order events and executions; any other client hears only its own."""
+        return client_id == 0 or client_id == self.cfg.master_client_id
+
     def _order_targets(self, o: Order) -> list[Session]:
         out = []
         owner = self.by_client.get(o.clientId)
         if owner is not None and not owner.closed:
             out.append(owner)
-        zero = self.by_client.get(0)
-        if o.clientId != 0 and zero is not None and not zero.closed:
-            out.append(zero)
+        watchers = {0} if self.cfg.master_client_id is None else {0, self.cfg.master_client_id}
+        for cid in sorted(watchers - {o.clientId}):
+            watcher = self.by_client.get(cid)
+            if watcher is not None and not watcher.closed:
+                out.append(watcher)
         return out
 
     def order_update(self, order: Order, *, open_order: bool = True, status: bool = True) -> None:
@@ -303,7 +311,9 @@ class Simulator:
     def order_cancelled(self, o: Order) -> None:
         for s in self._order_targets(o):
             s.send(m.order_status(o))
-            s.error(o.orderId, 202, "Order Canceled - reason:")
+            if s.client_id == o.clientId or s.client_id == 0:
+                # the master hears the status only: error 202 carries an order id of another client
+                s.error(o.orderId, 202, "Order Canceled - reason:")
 
     def portfolio_changed(self, contracts: list[Contract]) -> None:
         b = self.broker
@@ -459,6 +469,7 @@ class Simulator:
             "server_time": self.clock(),
             "port": self.port,
             "account_id": self.cfg.account,
+            "master_client_id": self.cfg.master_client_id,
             "market_open": self.market_open(),
             "clients": sorted(s.client_id for s in self.live_sessions() if s.client_id is not None),
             "orders": [o.to_state() for o in b.all_orders],

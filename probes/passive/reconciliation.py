@@ -3,10 +3,12 @@
 Sources compared with the Gateway (the source of truth):
 
 * ``ledger``: positions seeded from the Gateway when the probe first runs, then moved only by
-  executions. A read-only connection hears execDetails of its own client only, so the probe asks for
-  the day's executions (``reqExecutions``) every run to see fills of the order probes and the bot.
-  A position that changes without any execution (a trade made by hand in another session, a
-  corporate action, a broker adjustment) therefore shows as drift.
+  the executions ``reqExecutions`` reports (asked every run). A Gateway reports other clients'
+  executions (the order probes', the bot's) only to the client whose id is its "Master API client
+  ID": the exporter's ``gateway.client_id`` must be that id (docs/deployment_validation_checklist.md;
+  the simulator comes configured so). Without it, every fill of another client reads as drift.
+  A position that changes without any execution the Gateway reports (a broker adjustment, a
+  corporate action, a trade the API never sees) shows as drift too: that is what the ledger is for.
 * ``bot`` (optional, config probes.bot_positions_file): a JSON object the trading bot writes,
   mapping position keys to signed quantities, for example::
 
@@ -15,9 +17,10 @@ Sources compared with the Gateway (the source of truth):
   Keys are as in :func:`probes.passive.positions.position_key`: a stock by symbol, an option by
   ``SYMBOL YYYYMMDD RIGHT STRIKE``. Missing keys mean zero.
 
-``gatewatch_position_drift{symbol,source}`` is Gateway minus source. A difference is only counted
-after it survives a second look a moment later, so a fill racing the position update is not
-reported as a discrepancy.
+``gatewatch_position_drift{symbol,source}`` is Gateway minus source. A difference counts (gauge,
+discrepancy counter, probe failure) only when two consecutive checks find it: a fill in flight (its
+position update and its execution report arriving on either side of one check) is not drift. Until
+then the gauge reads 0.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
 from probes.passive.base import ProbeFailure, ProbeRecorder
 from probes.passive.positions import position_key
-
-RECHECK_DELAY = 1.0
 
 
 def read_bot_positions(path: str) -> dict[str, float]:
@@ -73,6 +74,7 @@ class ReconciliationProbe:
         self.seen_executions: set[str] = set()
         self.gateway_keys: set[tuple[str, str, str]] = set()
         self.drift_keys: set[tuple[str, str]] = set()
+        self.pending: set[tuple[str, str]] = set()  # (source, key) that differed at the last check
         self._bot_error = ""
 
     def gateway_positions(self) -> dict[str, float]:
@@ -149,15 +151,19 @@ class ReconciliationProbe:
         if self.ledger is None:
             await self._seed()
         found = await self._compare()
-        if any(v for diffs in found.values() for v in diffs.values()):
-            await asyncio.sleep(RECHECK_DELAY)  # let a racing fill and its position update both land
-            found = await self._compare()
+        seen_now = {(source, key) for source, diffs in found.items() for key, value in diffs.items() if value}
+        confirmed = seen_now & self.pending  # differences the previous check found as well
+        fresh = seen_now - self.pending
+        if fresh:
+            logger.debug("reconciliation: {} differ; confirming on the next check",
+                         ", ".join(f"{key} ({source})" for source, key in sorted(fresh)))
+        self.pending = seen_now
         keys: set[tuple[str, str]] = set()
         problems = []
         for source, diffs in found.items():
-            drifted = {k: v for k, v in diffs.items() if v}
-            for key, value in diffs.items():
-                self.metrics.position_drift.labels(symbol=key, source=source).set(value)
+            drifted = {k: v for k, v in diffs.items() if (source, k) in confirmed}
+            for key in diffs:
+                self.metrics.position_drift.labels(symbol=key, source=source).set(drifted.get(key, 0.0))
                 keys.add((key, source))
             if drifted:
                 self.metrics.reconciliation_discrepancies.labels(source=source).inc()
