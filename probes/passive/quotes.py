@@ -11,10 +11,16 @@ arrival time is older. ``gatewatch_quote_age_seconds`` is computed at scrape tim
 timestamps (see :class:`QuoteAgeCollector`), so a feed that simply stops shows a growing age
 without any event arriving. Before the first quote, the age counts from when the probe started.
 
-The probe's success does not depend on market hours: the alert rules combine it with
-``gatewatch_market_open``, which keeps this module free of calendar special cases. That gauge comes
-from the first symbol's own ``liquidHours`` (contract details, IBKR's authority, holidays and early
-closes included) and falls back to the NYSE calendar for days the contract does not cover.
+Market hours: ``gatewatch_market_open`` comes from the first symbol's own ``liquidHours`` (contract
+details, IBKR's authority, holidays and early closes included) and falls back to the NYSE calendar
+for days the contract does not cover. While it reads 0, a quote that stops changing or a bid/ask of
+-1 is what a healthy closed market looks like, so the probe judges only the subscriptions then (the
+age and sanity metrics are still reported; the alerts combine them with the same gauge). Otherwise
+the probe would fail all night and PassiveProbeFailing would mean nothing.
+
+Failure reasons name what is wrong, never a figure that changes every run (the age is in
+``gatewatch_quote_age_seconds``): the recorder logs one line when the set of failing symbols and
+reasons changes, not one per second while a quote stays stale.
 """
 
 from __future__ import annotations
@@ -202,19 +208,32 @@ class QuotesProbe:
         async with self._subscribe_lock:  # judge the streams, not a subscription still in progress
             pass
         now = time.time()
-        self.metrics.market_open.labels(exchange="NYSE").set(1 if self.market_hours.is_open(datetime.now(UTC)) else 0)
+        market_open = self.market_hours.is_open(datetime.now(UTC))
+        self.metrics.market_open.labels(exchange="NYSE").set(1 if market_open else 0)
         if not self.session.connected:
             raise ProbeFailure("not connected")
-        problems = []
-        for state in self.states.values():
-            if not state.subscribed:
-                problems.append(f"{state.symbol} not subscribed")
-            elif state.age(now) > self.config.quote_stale_after:
-                problems.append(f"{state.symbol} stale ({state.age(now):.1f} s)")
-            elif not state.sane():
-                problems.append(f"{state.symbol} bid/ask missing or crossed")
+        problems = judge(self.states.values(), now, self.config.quote_stale_after, market_open=market_open)
         if problems:
             raise ProbeFailure("; ".join(problems))
+
+
+def judge(states: Iterable[QuoteState], now: float, stale_after: float, *, market_open: bool) -> list[str]:
+    """What is wrong with the streams, one stable phrase per symbol (no changing figures).
+
+    With the market closed only a missing subscription is a problem: quotes are expected to stand
+    still and bid/ask to be -1 then.
+    """
+    problems = []
+    for state in states:
+        if not state.subscribed:
+            problems.append(f"{state.symbol} not subscribed")
+        elif not market_open:
+            continue
+        elif state.age(now) > stale_after:
+            problems.append(f"{state.symbol} stale (no quote for over {stale_after:g} s)")
+        elif not state.sane():
+            problems.append(f"{state.symbol} bid/ask missing or crossed")
+    return problems
 
 
 def _unset(value: float | None) -> bool:
