@@ -78,6 +78,8 @@ class ExporterApp:
             p.recorder for p in (self.connection, self.account, self.quotes, self.heartbeat, self.clock,
                                  self.historical, self.reconciliation, self.risk, self.process)
         ]
+        for recorder, *_ in self.schedule():  # run counters at 0 before the first run (increase())
+            m.init_probe_series(recorder.probe, recorder.kind)
         self.server: MetricsServer | None = None
 
     def schedule(self) -> list[tuple[ProbeRecorder, float, Callable[[], Coroutine[Any, Any, None]], float]]:

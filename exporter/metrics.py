@@ -204,6 +204,18 @@ class Metrics:
             "gatewatch_pacing_backoffs_total", "Back-offs after a pacing error (100 or 162).", ["code"],
             registry=r)
 
+    def init_probe_series(self, probe: str, kind: str) -> None:
+        """Create ``gatewatch_probe_runs_total`` for ``probe`` at 0, both results, before its first run.
+
+        Why: ``increase()`` needs a sample before the change it measures. A failure series that first
+        appears at 1 (a probe whose first failure happens after its series list was scraped without
+        it) has no earlier sample, so ``increase()`` reports nothing and a failed run would slip past
+        the session gate. ``gatewatch_probe_success`` is deliberately not created here: a 0 there
+        would read as a failed run.
+        """
+        for result in ("success", "failure"):
+            self.probe_runs.labels(probe=probe, kind=kind, result=result)
+
     def init_close_escalations(self, probes: Iterable[str]) -> None:
         """Create ``gatewatch_order_close_escalations_total`` at 0 for every probe that may close.
 

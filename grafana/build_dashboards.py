@@ -222,8 +222,8 @@ def gate_panel(gate: dict[str, Any]) -> dict[str, Any]:
     description = (f"Gate `{gate['id']}`{' (critical)' if gate.get('critical') else ''}: every series of "
                    f"`{gate['expr'].strip()}` over the selected range must be {gate['pass_if']}. "
                    f"No series at all counts as {no_data.upper()}. Defined in prometheus/gates.yml.")
-    panel = stat(gate["title"], [target(gate_query(gate["expr"], gate["pass_if"]), "{{symbol}}{{process}}",
-                                        instant=True)],
+    panel = stat(gate["title"], [target(gate_query(gate["expr"], gate["pass_if"]),
+                                        "{{symbol}}{{process}}{{probe}}", instant=True)],
                  description=description, threshold_steps=((None, "red"), (1, "green")),
                  mappings=pass_fail, no_value=f"{no_data.upper()} (no data)")
     panel["options"]["textMode"] = "value"

@@ -37,7 +37,13 @@ def publish(metrics: Metrics, result: ProbeResult) -> None:
 
 
 def initialise_series(metrics: Metrics) -> None:
-    """Create the escalation counters at 0 before any run, so the first escalation is visible."""
+    """Create the run and escalation counters at 0 before any run, so the first failure is visible.
+
+    The order_probes_passed gate and the CloseEscalation alert use ``increase()``, which cannot see
+    a change in a series whose first sample already holds it.
+    """
+    for name in PROBES:
+        metrics.init_probe_series(name, KIND)
     metrics.init_close_escalations([*PROBES, *CLEANUP_CLOSERS])
 
 
