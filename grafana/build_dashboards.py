@@ -222,6 +222,8 @@ def gate_panel(gate: dict[str, Any]) -> dict[str, Any]:
     description = (f"Gate `{gate['id']}`{' (critical)' if gate.get('critical') else ''}: every series of "
                    f"`{gate['expr'].strip()}` over the selected range must be {gate['pass_if']}. "
                    f"No series at all counts as {no_data.upper()}. Defined in prometheus/gates.yml.")
+    if gate.get("fail_hint"):
+        description += f" A failure: {' '.join(gate['fail_hint'].split())}."
     panel = stat(gate["title"], [target(gate_query(gate["expr"], gate["pass_if"]),
                                         "{{symbol}}{{process}}{{probe}}", instant=True)],
                  description=description, threshold_steps=((None, "red"), (1, "green")),

@@ -46,6 +46,8 @@ class Gate:
     threshold: float
     no_data: Status
     critical: bool
+    fail_hint: str = ""
+    """What a failure means, in words (gates.yml ``fail_hint``), appended to the reason."""
 
     @property
     def pass_if(self) -> str:
@@ -129,8 +131,18 @@ def parse_gate(raw: Any, index: int, source: Path | str) -> Gate:
     critical = raw.get("critical", True)
     if not isinstance(critical, bool):
         raise ConfigError(f"{where}.critical: expected true or false")
+    fail_hint = raw.get("fail_hint", "")
+    if not isinstance(fail_hint, str):
+        raise ConfigError(f"{where}.fail_hint: expected a string")
     return Gate(
-        raw["id"], raw["title"], raw["expr"], match.group(1), float(match.group(2)), no_data, critical
+        raw["id"],
+        raw["title"],
+        raw["expr"],
+        match.group(1),
+        float(match.group(2)),
+        no_data,
+        critical,
+        " ".join(fail_hint.split()),
     )
 
 
@@ -167,6 +179,8 @@ def judge(gate: Gate, window_seconds: float, result: list[tuple[dict[str, str], 
             if not failing
             else "; ".join(f"{_describe(s.labels)} = {s.value:g} (needs {gate.pass_if})" for s in failing)
         )
+    if status == "fail" and gate.fail_hint:
+        reason = f"{reason}: {gate.fail_hint}"
     return GateResult(
         gate.id,
         gate.title,

@@ -64,6 +64,7 @@ def test_healthy_session_gates(recorded_session: RecordedSession, tmp_path: Path
     gates = gates_by_id(verdict)
     for gate_id in (
         "window_length",
+        "data_coverage",
         "exporter_scraped",
         "gateway_connected",
         "no_disconnects",
@@ -84,12 +85,18 @@ def test_healthy_session_gates(recorded_session: RecordedSession, tmp_path: Path
     assert any(p["probe"] and p["kind"] == "passive" for p in verdict["probes"]), verdict["probes"]
 
 
-def test_healthy_session_passes_on_the_passive_gates(recorded_session: RecordedSession, tmp_path: Path) -> None:
-    """With the order-probe gates left out, the healthy recording must give a PASS and exit 0."""
+def passive_gates_file(folder: Path) -> Path:
+    """gates.yml without the order-probe gates (the recording runs no scheduled order probes)."""
     gates = yaml.safe_load((ROOT / "prometheus" / "gates.yml").read_text())
     gates["gates"] = [g for g in gates["gates"] if g["id"] not in ACTIVE_GATES]
-    gates_file = tmp_path / "gates.yml"
+    gates_file = folder / "gates.yml"
     gates_file.write_text(yaml.safe_dump(gates))
+    return gates_file
+
+
+def test_healthy_session_passes_on_the_passive_gates(recorded_session: RecordedSession, tmp_path: Path) -> None:
+    """With the order-probe gates left out, the healthy recording must give a PASS and exit 0."""
+    gates_file = passive_gates_file(tmp_path)
     out = tmp_path / "bundle"
     result = run_evidence(recorded_session, recorded_session.healthy, out, "--gates", str(gates_file))
     verdict = json.loads((out / "verdict.json").read_text())
@@ -145,6 +152,29 @@ def test_short_window_fails_with_reason(recorded_session: RecordedSession, tmp_p
     gate = gates_by_id(json.loads((out / "verdict.json").read_text()))["window_length"]
     assert gate["status"] == "fail"
     assert "shorter than session.required_duration 20s" in gate["reason"]
+
+
+def test_window_longer_than_the_recording_fails_data_coverage(
+    recorded_session: RecordedSession, tmp_path: Path
+) -> None:
+    """``--last 1h`` over well under a minute of data: every other gate judges only the recorded
+    stretch and passes, so the coverage gate alone must fail the session, and say why."""
+    out = tmp_path / "long"
+    result = subprocess.run(
+        [sys.executable, "-m", "gatewatch", "evidence", "--prometheus", recorded_session.prometheus,
+         "--last", "1h", "--to", f"{recorded_session.healthy[1]:.3f}", "--out", str(out),
+         "--config", str(recorded_session.config), "--gates", str(passive_gates_file(tmp_path))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert verdict["failed_gates"] == ["data_coverage"], verdict["failed_gates"]
+    gate = gates_by_id(verdict)["data_coverage"]
+    assert 0 < gate["values"][0]["value"] < 0.1, gate  # well under a minute of a 60-minute window
+    assert "needs >= 0.99" in gate["reason"]
+    assert "the window starts before the recorded data" in gate["reason"]
+    assert "data_coverage" in result.stdout
+    assert "the window starts before the recorded data" in (out / "report.md").read_text()
 
 
 def test_report_renders_in_headless_chromium(recorded_session: RecordedSession, tmp_path: Path) -> None:

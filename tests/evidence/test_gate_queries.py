@@ -1,8 +1,8 @@
 """The gates' PromQL on hand-made series, evaluated by the real promtool.
 
 Why promtool and not a recorded session: the cases that matter are the awkward ones (a counter
-series that first appears at 1) and they are cheap to write down as series here, while a live
-recording would take minutes per case. Each case states
+series that first appears at 1, a recording that starts late or has a hole) and they are cheap to
+write down as series here, while a live recording would take minutes per case. Each case states
 what the gate must say (pass 1 / fail 0), via the same ``(expr) op bool threshold`` form the Grafana
 session dashboard uses.
 """
@@ -56,6 +56,38 @@ def gate_says(gate: Gate, verdicts: list[tuple[dict[str, str], int]]) -> dict[st
         "exp_samples": [{"labels": "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}",
                          "value": value} for labels, value in verdicts],
     }
+
+
+# ------------------------------------------------------------------------------ data coverage
+
+def up_series(values: str) -> dict[str, str]:
+    return {"series": f"up{{{TARGET}}}", "values": values}
+
+
+@pytest.mark.parametrize(
+    ("case", "values", "verdict"),
+    [
+        ("scraped throughout", "1x360", 1),
+        ("the exporter down but still scraped (judged by exporter_scraped)", "1x100 0x60 1x200", 1),
+        ("recording starts in the last 6 minutes", "_x324 1x36", 0),
+        ("Prometheus down for 10 minutes mid-window", "1x150 _x60 1x150", 0),
+        ("recording ends 5 minutes early", "1x330 _x30", 0),
+    ],
+)
+def test_data_coverage(tmp_path: Path, case: str, values: str, verdict: int) -> None:
+    result = promtool_case(
+        tmp_path, "10s", [up_series(values)], [gate_says(GATES["data_coverage"], [({}, verdict)])]
+    )
+    assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
+
+
+def test_data_coverage_value_is_the_covered_share(tmp_path: Path) -> None:
+    """Six of sixty minutes recorded reads as 0.1, the number the evidence report shows."""
+    gate = GATES["data_coverage"]
+    check = {"expr": f"round({gate.expr_for(WINDOW_SECONDS)}, 0.01)", "eval_time": EVAL_TIME,
+             "exp_samples": [{"labels": "{}", "value": 0.1}]}
+    result = promtool_case(tmp_path, "10s", [up_series("_x324 1x36")], [check])
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ------------------------------------------------------------------------------ order probes

@@ -72,3 +72,21 @@ def test_window_resolution() -> None:
         resolve_window("1", None, "2h", now)
     with pytest.raises(ConfigError, match="--to"):
         resolve_window(None, str(now + 3600), "1h", now)
+
+
+def test_fail_hint_explains_a_failure_only() -> None:
+    gate = Gate("cover", "Covered", "e", ">=", 0.99, "fail", True, "the window starts before the data")
+    failed = judge(gate, 60, [({}, 0.25)])
+    assert failed.reason == "value = 0.25 (needs >= 0.99): the window starts before the data"
+    assert judge(gate, 60, [({}, 1.0)]).reason == ""
+    assert "the window starts before the data" in judge(gate, 60, []).reason
+
+
+def test_fail_hint_from_gates_yml(tmp_path: Path) -> None:
+    path = tmp_path / "gates.yml"
+    path.write_text("gates:\n  - {id: a, title: A, expr: up, pass_if: '>= 1', fail_hint: 'no\n      scrape'}\n")
+    assert load_gates(path)[0].fail_hint == "no scrape"
+    path.write_text("gates:\n  - {id: a, title: A, expr: up, pass_if: '>= 1', fail_hint: [x]}\n")
+    with pytest.raises(ConfigError, match=r"gates\[0\]\.fail_hint"):
+        load_gates(path)
+    assert next(g for g in load_gates() if g.id == "data_coverage").fail_hint
