@@ -28,7 +28,14 @@ from typing import IO, Any
 import yaml
 from loguru import logger
 
-from gatewatch.config import GATEWAY_ENV, ConfigError, GatewatchConfig, load_config, split_host_port
+from gatewatch.config import (
+    DEFAULT_CONFIG_PATH,
+    GATEWAY_ENV,
+    ConfigError,
+    GatewatchConfig,
+    load_config,
+    split_host_port,
+)
 from gatewatch.logs import setup_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,9 +282,14 @@ def plan_children(args: argparse.Namespace, config: GatewatchConfig, config_path
         notes.append(f"Gateway      {gateway} ({GATEWAY_ENV}; simulator not started)")
     else:
         control = args.sim_control_port
-        children.append(Child("simulator", _gatewatch_argv(
-            "sim", "--host", config.gateway.host, "--port", str(config.gateway.port),
-            "--control-port", str(control)), logs / "simulator.log",
+        sim_argv = ["sim", "--host", config.gateway.host, "--port", str(config.gateway.port),
+                    "--control-port", str(control)]
+        # the exporter's configuration, so the simulator serves probes.symbols and makes
+        # gateway.client_id its Master API client id
+        sim_config = config_path or (DEFAULT_CONFIG_PATH.resolve() if DEFAULT_CONFIG_PATH.exists() else None)
+        if sim_config is not None:
+            sim_argv += ["--config", str(sim_config)]
+        children.append(Child("simulator", _gatewatch_argv(*sim_argv), logs / "simulator.log",
             ready_url=f"http://{loopback(config.gateway.host)}:{control}/healthz"))
         notes.append(f"Simulator    {gateway} (TWS API), control http://{loopback(config.gateway.host)}:{control}")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+ACCOUNT_ID = re.compile(r"[A-Z]{1,4}[0-9][A-Z0-9]{0,15}")
+SYMBOL = re.compile(r"[A-Z][A-Z0-9.]{0,9}")  # as probes.symbols in gatewatch.config
 DEFAULT_MASTER_CLIENT_ID = 901
 """gatewatch's default exporter client id (gateway.client_id in config/gatewatch.yaml)."""
 
@@ -46,6 +49,28 @@ class SimConfig(BaseModel):
                 if sym and sym not in out:
                     out.append(sym)
             return out
+        return v
+
+    @field_validator("symbols")
+    @classmethod
+    def _stock_symbols(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one stock symbol is needed, e.g. SPY,QQQ,IWM")
+        bad = [s for s in v if not SYMBOL.fullmatch(s)]
+        if bad:
+            raise ValueError(f"not a stock symbol: {', '.join(bad)}")
+        return v
+
+    @field_validator("account")
+    @classmethod
+    def _account_id(cls, v: str) -> str:
+        """An IB account id (DU1234567, U1234567, DF1234567): the Gateway sends it in a comma-separated
+        managedAccounts list and in every account message, so blanks, commas and the like would
+        corrupt what clients read."""
+        v = v.strip()
+        if not ACCOUNT_ID.fullmatch(v):
+            raise ValueError(
+                f"must be an IB account id like DU1234567 (capital letters, then digits), got {v!r}")
         return v
 
     @field_validator("tick_hz")

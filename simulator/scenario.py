@@ -10,23 +10,39 @@ import yaml
 from simulator.faults import parse_duration, validate
 
 
+class ScenarioError(ValueError):
+    """A scenario file that cannot be played; the message names the file and the entry."""
+
+
+def _show(item: object) -> str:
+    """One entry as the operator wrote it (flow-style YAML), to point at it in an error."""
+    return yaml.safe_dump(item, default_flow_style=True, sort_keys=False).strip()
+
+
 def load_scenario(path: str | Path, symbols: list[str]) -> list[tuple[float, dict[str, Any]]]:
     """Parse and validate the whole file up front, so a typo fails at start, not an hour in."""
-    data = yaml.safe_load(Path(path).read_text())
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"scenario file {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario file {path}: not valid YAML: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):
-        raise ValueError(f"{path}: a scenario is a YAML list of {{at: 10s, fault: NAME, ...}} items")
+        raise ScenarioError(f"{path}: a scenario is a YAML list of {{at: 10s, fault: NAME, ...}} items")
     out: list[tuple[float, dict[str, Any]]] = []
     for n, item in enumerate(data, 1):
         if not isinstance(item, dict) or "at" not in item:
-            raise ValueError(f"{path}: item {n} needs an 'at' time, got {item!r}")
+            raise ScenarioError(f"{path}: item {n} ({_show(item)}) needs an 'at' time")
         body = {k: v for k, v in item.items() if k != "at"}
         try:
             at = parse_duration(item["at"])
             validate(body, symbols)
         except ValueError as exc:
-            raise ValueError(f"{path}: item {n}: {exc}") from None
+            raise ScenarioError(f"{path}: item {n} ({_show(item)}): {exc}") from None
         out.append((at, body))
     out.sort(key=lambda x: x[0])
     return out
