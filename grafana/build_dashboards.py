@@ -35,6 +35,7 @@ ALLOW_EMPTY: dict[str, str] = {
     "Firing alerts": "a healthy stack has no firing alert",
     "Fill latency": "needs at least one filled probe order inside the rate window",
     "Gateway positions": "a flat account (the simulator starts flat) has no position series",
+    "Position exposure against the risk limit": "a flat account has no exposure series (the limit shows)",
     "Probe orders sent": "the counter appears with the first active probe order",
     "Probe orders refused by a guard": "the counter appears only when a safety guard refuses an order",
     "Pacing back-offs": "appears only after IBKR reports a pacing error (100 or 162)",
@@ -311,6 +312,18 @@ def session_dashboard(gates: list[dict[str, Any]], stale_after: float) -> dict[s
         target("gatewatch_account_net_liquidation", "net liquidation {{currency}}"),
         target("gatewatch_account_cash", "cash {{currency}}", "B"),
     ], unit="currencyUSD"), 12, 6)
+    d.add(timeseries("Position exposure against the risk limit", [
+        target("gatewatch_position_exposure_ratio", "{{symbol}}"),
+        target("gatewatch_risk_max_position_ratio", "limit (probes.max_position_ratio)", "B"),
+    ], unit="percentunit", min_value=0,
+        description="Position value / net liquidation per symbol; above the limit for a minute raises "
+                    "PositionLimitExceeded (warning)."), 16, 6)
+    d.add(stat("Day trades remaining", [target("gatewatch_account_day_trades_remaining", instant=True)],
+               threshold_steps=((None, "green"), (0, "orange"), (2, "green")),
+               mappings=[{"type": "value", "options": {"-1": {"text": "unlimited", "color": "green",
+                                                              "index": 0}}}],
+               description="Pattern-day-trader allowance the Gateway reports (-1: unlimited). Every order "
+                           "probe run is a day trade; 1 or 0 left raises DayTradesLow (warning)."), 8, 6)
 
     d.row("Clock and resources")
     d.add(timeseries("Clock skew (host minus IB) with uncertainty", [
