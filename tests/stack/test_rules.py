@@ -22,6 +22,7 @@ import promstack
 
 from exporter.metrics import Metrics
 from gatewatch.config import load_config
+from gatewatch.evidence.gates import load_gates
 
 ROOT = promstack.ROOT
 RULES = promstack.RULES_DIR
@@ -138,3 +139,47 @@ def test_overlay_keeps_expressions_and_shortens_timing(tmp_path: Path) -> None:
     doc = yaml.safe_load(config.read_text())
     assert doc["global"]["scrape_interval"] == "1s"
     assert doc["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:1"]}]
+
+
+def _alert(name: str) -> dict[str, Any]:
+    return next(r for r in alert_rules() if r["alert"] == name)
+
+
+def _threshold_after(expr: str, left: str) -> float:
+    """The number in ``<left> > N`` of an alert expression."""
+    match = re.search(re.escape(left) + r"\s*>\s*([0-9.]+)", expr)
+    assert match, f"no '{left} > N' in {expr!r}"
+    return float(match.group(1))
+
+
+def test_quote_staleness_thresholds_follow_the_config() -> None:
+    """The 5 s in the gate, the alert and their texts is session/probes.quote_stale_after: change both or neither."""
+    config = load_config(ROOT / "config" / "gatewatch.yaml")
+    limit = config.session.quote_stale_after
+    assert config.probes.quote_stale_after == limit, "the passive probe and the session judge staleness alike"
+    gate = next(g for g in load_gates() if g.id == "quotes_fresh")
+    assert (gate.op, gate.threshold) == ("<=", limit)
+    assert f"{limit:g} s" in gate.title
+    alert = _alert("QuoteStale")
+    assert _threshold_after(alert["expr"], "gatewatch_quote_age_seconds") == limit
+    assert f"limit {limit:g} s" in alert["annotations"]["description"]
+
+
+def test_clock_skew_thresholds_follow_the_config() -> None:
+    """The 0.5 s in the gate and the alert is preflight.max_clock_skew: change both or neither."""
+    limit = load_config(ROOT / "config" / "gatewatch.yaml").preflight.max_clock_skew
+    gate = next(g for g in load_gates() if g.id == "clock_in_sync")
+    assert (gate.op, gate.threshold) == ("<=", limit)
+    assert f"{limit:g} s" in gate.title
+    alert = _alert("ClockSkewHigh")
+    assert _threshold_after(alert["expr"], "abs(gatewatch_clock_skew_seconds)") == limit
+    assert f"{limit:g} s" in alert["annotations"]["summary"]
+    assert f"{limit:g} s limit" in alert["annotations"]["description"]
+
+
+def test_data_coverage_tolerates_a_few_missed_scrapes_only() -> None:
+    """The coverage gate's freshness limit against the production scrape interval."""
+    scrape = promstack._seconds(yaml.safe_load(promstack.PROMETHEUS_CONFIG.read_text())["global"]["scrape_interval"])
+    gate = next(g for g in load_gates() if g.id == "data_coverage")
+    fresh = float(re.search(r"<= bool ([0-9.]+)", gate.expr).group(1))  # type: ignore[union-attr]
+    assert 3 * scrape <= fresh <= 10 * scrape
