@@ -178,6 +178,9 @@ class Metrics:
             "gatewatch_process_open_fds", "Open file descriptors of a watched process.", ["process"], registry=r)
         self.process_up = Gauge(
             "gatewatch_process_up", "1 if the watched process was found.", ["process"], registry=r)
+        self.exporter_asyncio_tasks = Gauge(
+            "gatewatch_exporter_asyncio_tasks", "asyncio tasks alive in the exporter; steady growth is a task leak.",
+            registry=r)
         self.host_cpu_usage_ratio = Gauge(
             "gatewatch_host_cpu_usage_ratio", "Host CPU use, 0-1, over the last sampling interval.", registry=r)
         self.host_memory_usage_ratio = Gauge(

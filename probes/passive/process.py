@@ -1,5 +1,8 @@
 """The process probe: memory, CPU time and open files of this exporter and of watched processes.
 
+For the exporter itself it also counts live asyncio tasks: a task leaked per reconnect or per probe
+run grows this count long before it shows in memory.
+
 On a Raspberry Pi the trading bot, the Gateway (a JVM) and the monitoring share a few GB of memory;
 a slow leak shows here long before the kernel's OOM killer does. Watched processes are found by a
 regular expression over their command line (config probes.processes) and looked up again if they
@@ -8,6 +11,7 @@ restart.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 
@@ -64,6 +68,7 @@ class ProcessProbe:
     async def run_once(self) -> None:
         self._sample(SELF, self.own)
         m = self.metrics
+        m.exporter_asyncio_tasks.set(len(asyncio.all_tasks()))
         m.host_cpu_usage_ratio.set(psutil.cpu_percent(interval=None) / 100)
         memory = psutil.virtual_memory()
         m.host_memory_usage_ratio.set((memory.total - memory.available) / memory.total)
