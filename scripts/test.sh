@@ -22,4 +22,6 @@ bash scripts/bootstrap-venv.sh test
 
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/pytest "$@"
+# Most tests wait on real processes (simulator, exporter, Prometheus) rather than compute, so three
+# workers fit two cores; --dist loadfile keeps a file's module fixtures (a rehearsal) in one worker.
+echo "== pytest"; .venv/bin/pytest -n "${GATEWATCH_TEST_WORKERS:-3}" --dist loadfile "$@"
