@@ -286,7 +286,8 @@ class Rehearsal:
         if self.prometheus_url:
             passed, failed, evidence_dir = self._evidence(notes)
         else:
-            notes.append("no verdict: Prometheus and Alertmanager are not installed")
+            why = "not installed" if self.options.use_prometheus else "not used in this run"
+            notes.append(f"no verdict: Prometheus and Alertmanager are {why}")
         ledger = check_ledger(self.sim_state(), self.order_ref_prefix, self.journal_path)
         result = RehearsalResult(passed, failed, ledger, (self.window_start, self.window_end),
                                  [f.describe() for f in fired_by(self.timeline, self.sim_elapsed())],
