@@ -240,7 +240,7 @@ class Rehearsal:
         now = time.time()
         elapsed, remaining = now - self.window_start, max(0.0, self.window_end - now)
         fired = fired_by(self.timeline, self.sim_elapsed())
-        parts = [f"[{_clock(elapsed)} / -{_clock(remaining)}]"]
+        parts = [f"[{_clock(elapsed)} elapsed, {_clock(remaining)} left]"]
         try:
             m = observe.scrape(self.metrics_url)
             connected = m.get("gatewatch_gateway_connected")
