@@ -278,6 +278,7 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
         time.sleep(5)
         exp_cpu = cpu_share(exporter.pid, seconds)
         exp_rss = psutil.Process(exporter.pid).memory_info().rss
+        scrapes = scrape_times(f"http://127.0.0.1:{ports.exporter}/metrics", 1000)
         bare = ManagedProcess("bare", [sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port",
                                        str(ports.gateway), "--symbols", ",".join(symbols)],
                               work / "overhead" / "bare.log").start()
@@ -300,6 +301,9 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
     report.add("overhead", "exporter RSS (MB)", f"{exp_rss / 1e6:.1f}")
     report.add("overhead", "bare script RSS (MB)", f"{bare_rss / 1e6:.1f}")
     report.add("overhead", "exporter / bare RSS", f"{exp_rss / bare_rss:.2f}x")
+    p99 = pct(scrapes, 0.99)
+    report.add("overhead", "/metrics p50 / p99 over HTTP keep-alive, 1000 scrapes, 3 symbols (ms)",
+               f"{pct(scrapes, 0.5) * 1000:.2f} / {p99 * 1000:.2f}", "p99 < 5", p99 < 0.005)
 
 
 # --------------------------------------------------------------------------- scale
