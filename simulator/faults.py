@@ -42,6 +42,7 @@ FAULTS: dict[str, tuple[set[str], bool]] = {
     "pacing": ({"count"}, False),
     "historical_pacing": (set(), True),
     "manual_trade": ({"symbol", "qty", "price"}, False),
+    "price_jump": ({"symbol", "pct"}, False),
 }
 
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -108,7 +109,7 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
         raise ValueError(f"fault {name!r} does not take 'for'")
     duration = parse_duration(body["for"]) if "for" in body else None
     params = {k: v for k, v in body.items() if k in allowed}
-    if name in ("freeze", "drop_bid_ask", "manual_trade"):
+    if name in ("freeze", "drop_bid_ask", "manual_trade", "price_jump"):
         sym = str(params.get("symbol", "")).upper()
         if sym not in known_symbols:
             raise ValueError(f"fault {name!r} needs 'symbol', one of {known_symbols}")
@@ -137,6 +138,11 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
     if name == "pacing":
         count = int(_number(params.get("count", 1), "count", minimum=1))
         params["count"] = count
+    if name == "price_jump":
+        pct = _number(params.get("pct"), "pct", minimum=-50)
+        if pct == 0 or pct > 100:
+            raise ValueError("pct must be non-zero, between -50 and 100 (a gap in percent)")
+        params["pct"] = pct
     if name == "manual_trade":
         qty = _number(params.get("qty"), "qty")
         if qty == 0:

@@ -99,6 +99,16 @@ class Market:
             q.last_time = float(int(now))
         return q
 
+    def jump(self, sym: str, pct: float) -> Quote:
+        """Gap one symbol's book by ``pct`` percent (news, an opening gap); the walk goes on from there."""
+        q = self.quotes[sym]
+        factor = 1 + pct / 100
+        spread = max(0.01, round_tick(q.ask - q.bid))
+        q.bid = round_tick(q.bid * factor)
+        q.ask = round_tick(q.bid + spread)
+        q.last = round_tick(q.last * factor)
+        return q
+
     def option_quote(self, c: Contract, now: float) -> Quote:
         """Price an option off the underlying's current mid; min price 0.01, IB-like tick sizes."""
         uq = self.quotes[c.symbol]

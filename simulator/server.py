@@ -407,6 +407,8 @@ class Simulator:
                     s.error(-1, 100, "Max rate of messages per second has been exceeded:max=50 rec=51")
         elif name == "manual_trade":
             self._manual_trade(params)
+        elif name == "price_jump":
+            self.market.jump(params["symbol"], params["pct"])
         logger.info("fault injected: {} {} for {}", name, params, duration)
         return {
             "ok": True,

@@ -187,9 +187,29 @@ async def test_manual_trade_updates_positions_without_executions(sim: SimHandle)
     ib.disconnect()
 
 
+async def test_price_jump_gaps_the_quote_and_fills_a_resting_limit_it_crossed(sim: SimHandle) -> None:
+    ib = await connect(sim, 4)
+    [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+    ticker = ib.reqMktData(c)
+    await _wait(lambda: ticker.bid > 0 and ticker.ask > 0)
+    before = ticker.ask
+    limit = round(before * 1.02, 2)
+    trade = ib.placeOrder(c, LimitOrder("SELL", 1, limit))
+    await asyncio.sleep(0.5)
+    assert trade.orderStatus.status == "Submitted"  # 2 % above the ask: resting
+    sim.inject({"fault": "price_jump", "symbol": "SPY", "pct": 4})
+    await _wait(lambda: ticker.bid > before * 1.03)
+    await _wait(lambda: trade.orderStatus.status == "Filled")
+    assert trade.fills[0].execution.price == limit  # a resting limit fills at its limit
+    ib.disconnect()
+
+
 async def test_bad_fault_bodies(sim: SimHandle) -> None:
     for body in (
         {"fault": "nope"},
+        {"fault": "price_jump", "symbol": "SPY", "pct": 0},
+        {"fault": "price_jump", "symbol": "SPY", "pct": -80},
+        {"fault": "price_jump", "symbol": "SPY"},
         {"fault": "freeze", "symbol": "ZZZ"},
         {"fault": "latency"},
         {"fault": "disconnect", "for": "soon"},
