@@ -252,7 +252,8 @@ def judge(states: Iterable[QuoteState], now: float, stale_after: float, *, marke
     """What is wrong with the streams, one stable phrase per symbol (no changing figures).
 
     With the market closed only a missing subscription is a problem: quotes are expected to stand
-    still and bid/ask to be -1 then.
+    still and bid/ask to be -1 then. A stream that has not sent its first quote yet is only judged
+    once that is late (stale), so the run right after subscribing does not fail on an empty book.
     """
     problems = []
     for state in states:
@@ -262,6 +263,8 @@ def judge(states: Iterable[QuoteState], now: float, stale_after: float, *, marke
             continue
         elif state.age(now) > stale_after:
             problems.append(f"{state.symbol} stale (no quote for over {stale_after:g} s)")
+        elif state.last_update() is None:
+            continue  # subscribed moments ago, first quote still on its way: judged stale once it is late
         elif not state.sane():
             problems.append(f"{state.symbol} bid/ask missing or crossed")
     return problems
