@@ -109,7 +109,7 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
         raise ValueError(f"fault {name!r} does not take 'for'")
     duration = parse_duration(body["for"]) if "for" in body else None
     params = {k: v for k, v in body.items() if k in allowed}
-    if name in ("freeze", "drop_bid_ask", "manual_trade", "price_jump"):
+    if "symbol" in allowed:
         sym = str(params.get("symbol", "")).upper()
         if sym not in known_symbols:
             raise ValueError(f"fault {name!r} needs 'symbol', one of {known_symbols}")

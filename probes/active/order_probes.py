@@ -275,8 +275,8 @@ async def probe_close_retry(ctx: ProbeContext) -> str:
     counted twice, or a position still held afterwards.
     """
     await _ensure_long(ctx, "close_retry")
-    qty = min(ctx.probe_net(), float(ctx.config.active.max_quantity))
     held_before = ctx.probe_net()
+    qty = min(held_before, float(ctx.config.active.max_quantity))
     _, ask = await ctx.orders.quote(ctx.instrument)
     escalations_before = _escalations(ctx)
     reprices = await ctx.orders.close(
@@ -286,8 +286,9 @@ async def probe_close_retry(ctx: ProbeContext) -> str:
     escalated = _escalations(ctx) - escalations_before
     if reprices > attempts:
         raise ProbeFailure(f"{reprices} re-prices, more than the configured {attempts}")
-    if ctx.probe_net() > held_before - qty + 1e-9:
-        raise ProbeFailure(f"journal still shows {ctx.probe_net():g} after the close")
+    held_after = ctx.probe_net()
+    if held_after > held_before - qty + 1e-9:
+        raise ProbeFailure(f"journal still shows {held_after:g} after the close")
     if ctx.metrics is None:
         return f"{reprices} re-prices toward the mid, then closed"
     if escalated > 1 or (escalated == 1 and reprices != attempts):

@@ -66,6 +66,7 @@ class QuoteState:
     bid: float = math.nan
     ask: float = math.nan
     last: float = math.nan
+    series: QuoteSeries | None = None  # created on the first tick: before it no series exist
 
     def last_update(self) -> float | None:
         times = [t for t in (self.last_change, self.gateway_timestamp) if t is not None]
@@ -91,7 +92,7 @@ class QuoteSeries:
     sane: Gauge
     spread: Gauge
     last_update: Gauge
-    prices: tuple[tuple[str, Gauge, Gauge], ...]  # (field, price gauge, field-present gauge)
+    prices: tuple[tuple[Gauge, Gauge], ...]  # (price gauge, field-present gauge) for bid, ask, last
 
     @classmethod
     def for_symbol(cls, metrics: Metrics, symbol: str) -> QuoteSeries:
@@ -100,7 +101,7 @@ class QuoteSeries:
             sane=metrics.quote_sane.labels(symbol=symbol),
             spread=metrics.quote_spread.labels(symbol=symbol),
             last_update=metrics.quote_last_update.labels(symbol=symbol),
-            prices=tuple((name, gauge.labels(symbol=symbol), metrics.quote_field_present.labels(
+            prices=tuple((gauge.labels(symbol=symbol), metrics.quote_field_present.labels(
                 symbol=symbol, field=name)) for name, gauge in (
                     ("bid", metrics.quote_bid), ("ask", metrics.quote_ask), ("last", metrics.quote_last))),
         )
@@ -138,7 +139,6 @@ class QuotesProbe:
         self.config = config
         self.recorder = ProbeRecorder(metrics, self.name)
         self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
-        self.series: dict[str, QuoteSeries] = {}  # created on a symbol's first tick, as before it no series exist
         self.market_hours = MarketHours()
         self.collector = QuoteAgeCollector(self.states.values())
         metrics.registry.register(self.collector)
@@ -211,9 +211,9 @@ class QuotesProbe:
                 logger.exception("quotes: could not process a tick for {}", state.symbol)
 
     def _update(self, state: QuoteState, ticker: Ticker, now: float) -> None:
-        series = self.series.get(state.symbol)
+        series = state.series
         if series is None:
-            series = self.series[state.symbol] = QuoteSeries.for_symbol(self.metrics, state.symbol)
+            series = state.series = QuoteSeries.for_symbol(self.metrics, state.symbol)
         series.ticks.inc(max(1, len(ticker.ticks)))
         values = (ticker.bid, ticker.ask, ticker.last, ticker.bidSize, ticker.askSize, ticker.lastSize)
         if values != state.last_values and not all(_unset(v) for v in values[:3]):
@@ -223,8 +223,8 @@ class QuotesProbe:
             stamp = ticker.lastTimestamp
             state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
         state.bid, state.ask, state.last = ticker.bid, ticker.ask, ticker.last
-        for (_name, price_gauge, present_gauge), price in zip(series.prices, (ticker.bid, ticker.ask, ticker.last),
-                                                              strict=True):
+        for (price_gauge, present_gauge), price in zip(series.prices, (ticker.bid, ticker.ask, ticker.last),
+                                                       strict=True):
             present = valid_price(price)
             present_gauge.set(1 if present else 0)
             price_gauge.set(price if present else math.nan)
