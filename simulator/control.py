@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from loguru import logger
-
-if TYPE_CHECKING:
-    from simulator.server import Simulator
 
 MAX_BODY = 1024 * 1024
 _REASONS = {
@@ -22,8 +19,18 @@ _REASONS = {
 }
 
 
+class ControlTarget(Protocol):
+    """The four things the control API does to a simulator (the server implements them)."""
+
+    @property
+    def port(self) -> int: ...
+    def state(self) -> dict[str, Any]: ...
+    def inject(self, body: Any) -> dict[str, Any]: ...
+    def clear_faults(self) -> dict[str, Any]: ...
+
+
 class ControlServer:
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: ControlTarget) -> None:
         self.sim = sim
         self._server: asyncio.Server | None = None
 

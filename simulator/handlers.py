@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from loguru import logger
 
 from simulator import messages as m
-from simulator.broker import Order
-from simulator.contracts import Contract, contract_details_fields
+from simulator.broker import Broker, Order
+from simulator.config import SimConfig
+from simulator.contracts import Contract, ContractRegistry, contract_details_fields
+from simulator.faults import FaultSet
 from simulator.history import (
     HistoryRequestError,
     format_range_date,
@@ -23,11 +25,9 @@ from simulator.history import (
     parse_duration,
     parse_end_datetime,
 )
+from simulator.market import Market
 from simulator.session import MktSub, Session
 from simulator.wire import UNSET_DOUBLE_STR, Fields
-
-if TYPE_CHECKING:
-    from simulator.server import Simulator
 
 NO_SECDEF = "No security definition has been found for the request"
 HIST_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
@@ -35,8 +35,35 @@ COMPETING = "No market data during competing live session"
 CONTRACT_DETAILS_CAP = 500
 
 
+class HandlerHost(Protocol):
+    """The simulator as request handlers see it (the server implements it).
+
+    State (contracts, market, broker, faults) is read directly; what must reach other sessions
+    (account pushes, cancels heard by the master client) goes back through the host.
+    """
+
+    cfg: SimConfig
+    contracts: ContractRegistry
+    market: Market
+    broker: Broker
+    faults: FaultSet
+
+    @property
+    def calendar(self) -> Any: ...
+    def clock(self) -> float: ...
+    def market_open(self) -> bool: ...
+    def tick_messages(self, s: Session, sub: MktSub, full: bool) -> list[list[Any]]: ...
+    def push_account_values(
+        self, s: Session, *, all_positions: bool = False, contracts: list[Contract] | None = None
+    ) -> None: ...
+    def push_account_summary(self, s: Session, req_id: int, tags: list[str]) -> None: ...
+    def push_account_multi(self, s: Session, req_id: int) -> None: ...
+    def sees_all_orders(self, client_id: int) -> bool: ...
+    def order_cancelled(self, o: Order) -> None: ...
+
+
 class Handlers:
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: HandlerHost) -> None:
         self.sim = sim
         self.table: dict[int, Callable[[Session, Fields], None]] = {
             1: self.req_mkt_data,

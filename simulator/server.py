@@ -20,6 +20,7 @@ from simulator.handlers import COMPETING, Handlers
 from simulator.history import ET
 from simulator.market import Market
 from simulator.session import MktSub, Session
+from simulator.wire import Fields
 
 SUMMARY_TAGS = (
     "AccountType",
@@ -241,6 +242,17 @@ class Simulator:
             self.sessions.discard(s)
             if task is not None:
                 self._session_tasks.discard(task)
+
+    # ------------------------------------------------------------ session host
+    @property
+    def account(self) -> str:
+        return self.cfg.account
+
+    def next_valid_id(self, client_id: int) -> int:
+        return self.broker.next_valid_id(client_id)
+
+    def dispatch(self, s: Session, f: Fields) -> None:
+        self.handlers.dispatch(s, f)
 
     def register(self, s: Session) -> bool:
         assert s.client_id is not None

@@ -14,16 +14,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from loguru import logger
 
 from simulator import messages as m
 from simulator.contracts import Contract
 from simulator.wire import MAX_FRAME, Fields, ProtocolError, encode, split_fields
-
-if TYPE_CHECKING:
-    from simulator.server import Simulator
 
 MIN_SERVER_VERSION = 157
 MAX_SERVER_VERSION = 178
@@ -42,8 +39,27 @@ class MktSub:
     last_trade_sent: float = -1.0
 
 
+class SessionHost(Protocol):
+    """What a session needs from the Gateway around it (the server implements it).
+
+    Kept narrow so that this module never needs the whole simulator: a session frames, paces and
+    hands each request to ``dispatch``; everything it says on its own (hello, 326, the sync burst)
+    needs only these.
+    """
+
+    @property
+    def account(self) -> str: ...
+    def clock(self) -> float: ...
+    def hello_time(self) -> str: ...
+    def register(self, s: Session) -> bool: ...
+    def unregister(self, s: Session) -> None: ...
+    def next_valid_id(self, client_id: int) -> int: ...
+    def dispatch(self, s: Session, f: Fields) -> None: ...
+    async def output_gate(self, queued_at: float) -> None: ...
+
+
 class Session:
-    def __init__(self, sim: Simulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, sim: SessionHost, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.sim = sim
         self.reader = reader
         self.writer = writer
@@ -135,7 +151,7 @@ class Session:
                     continue
                 if not self._pace():
                     continue
-                self.sim.handlers.dispatch(self, Fields(fields))
+                self.sim.dispatch(self, Fields(fields))
         except TimeoutError:
             logger.info("client {} sent no API hello within {:.0f}s; closing", self.peer, HELLO_TIMEOUT)
         except asyncio.IncompleteReadError:
@@ -208,8 +224,8 @@ class Session:
             return False
         self.registered = True
         logger.info("client {} connected as client id {} (server version {})", self.peer, client_id, self.sv)
-        self.send([15, 1, self.sim.cfg.account])
-        self.send([9, 1, self.sim.broker.next_valid_id(client_id)])
+        self.send([15, 1, self.sim.account])
+        self.send([9, 1, self.sim.next_valid_id(client_id)])
         self.error(-1, 2104, "Market data farm connection is OK:usfarm")
         self.error(-1, 2106, "HMDS data farm connection is OK:ushmds")
         self.error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
