@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(report))
     if args.junit:
         write_junit(report, args.junit)
+    if report.bad_file:
+        print(f"gatewatch probe run: {report.bad_file}", file=sys.stderr)
+        return 2
     return 0 if report.ok else 1
 
 

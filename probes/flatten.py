@@ -19,7 +19,7 @@ from loguru import logger
 from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
-from probes.active.journal import OPERATOR_SCOPE
+from probes.active.journal import OPERATOR_SCOPE, JournalError
 from probes.active.orders import marketable_buy_limit, marketable_sell_limit
 from probes.active.runner import ActiveSession
 
@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     except OrderRefused as exc:
         print(f"gatewatch flatten: refused ({exc.reason}): {exc}", file=sys.stderr)
         return 1
+    except JournalError as exc:
+        print(f"gatewatch flatten: {exc}", file=sys.stderr)
+        return 2
     except (ConnectionError, TimeoutError, OSError) as exc:
         print(f"gatewatch flatten: cannot reach the Gateway: {type(exc).__name__} {exc}", file=sys.stderr)
         return 1

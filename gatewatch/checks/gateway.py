@@ -22,6 +22,7 @@ from loguru import logger
 
 from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.config import GatewatchConfig
+from probes.active.journal import JournalError, JournalReader
 
 PREFLIGHT_CLIENT_ID_OFFSET = 10
 CLOCK_SAMPLES = 4
@@ -207,14 +208,11 @@ def journal_leftovers(path: Path) -> tuple[list[str], str]:
     if not path.exists():
         return [], f"no probe journal at {path}"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute(
-                "SELECT order_ref, status FROM orders WHERE status NOT IN "
-                "('Filled','Cancelled','ApiCancelled','Inactive','Gone')"
-            ).fetchall()
-    except sqlite3.Error as exc:
+        with JournalReader(path) as journal:
+            rows = journal.open_orders()
+    except (JournalError, sqlite3.Error) as exc:
         return [], f"probe journal {path} unreadable: {exc}"
-    return [f"{ref} ({status})" for ref, status in rows], f"probe journal {path}"
+    return [f"{row.order_ref} ({row.status})" for row in rows], f"probe journal {path}"
 
 
 async def check_positions_orders(ib: IB, config: GatewatchConfig) -> list[CheckResult]:

@@ -83,13 +83,10 @@ def journal_refs(journal_path: Path) -> list[str]:
     """Every orderRef the probes journalled (empty if the journal does not exist)."""
     if not journal_path.exists():
         return []
-    from probes.active.journal import Journal
+    from probes.active.journal import JournalReader
 
-    journal = Journal(journal_path)
-    try:
+    with JournalReader(journal_path) as journal:
         return [o.order_ref for o in journal.all_orders()]
-    finally:
-        journal.close()
 
 
 def check_ledger(state: dict[str, Any], prefix: str, journal_path: Path) -> LedgerCheck:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -36,6 +37,75 @@ class SentOrder:
     trade: Trade
     order_ref: str
     sent_at: float
+
+
+PAPER_ACCOUNT_PREFIX = "D"
+"""IBKR paper account ids start with D (DU... for individual, DF... for advisor paper accounts)."""
+
+
+@dataclass(frozen=True)
+class PaperVerdict:
+    """The paper rule's answer: ``reason`` is empty when orders may go, else the refusal's metric label."""
+
+    account: str
+    reason: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+def paper_verdict(
+    *,
+    paper: bool,
+    port: int,
+    paper_ports: Sequence[int],
+    managed_accounts: Sequence[str],
+    configured_account: str | None = None,
+) -> PaperVerdict:
+    """THE paper rule: may orders go to this Gateway? Pure, so the guard, preflight and the proxy agree.
+
+    Three independent facts must all say paper, because each alone can be wrong: the operator's
+    statement (``gateway.paper: true``), the port the connection uses (in ``gateway.paper_ports``;
+    ports are only a convention and configurable in the Gateway) and the account ids.
+
+    Several managed accounts (an advisor or linked login): EVERY managed account must start with D,
+    not only the one the probes trade. Why: a login that can see a live account can route an order
+    to it (an empty or wrong ``account`` field, an allocation group), so one live id among paper ones
+    makes the whole Gateway live for this rule. "The" account is ``configured_account`` when set
+    (it must then be managed by this Gateway), else the first managed account. No managed account
+    at all (not logged in, or the list not yet received) is a refusal too.
+
+    Checks run in a fixed order and the first failure is the reason: ``paper_false``,
+    ``port_not_paper``, ``account_unknown``, ``account_not_paper``.
+    """
+    accounts = [a for a in managed_accounts if a]
+    account = configured_account or (accounts[0] if accounts else "")
+    if not paper:
+        return PaperVerdict(account, "paper_false", "gateway.paper is false: orders only go to a paper Gateway")
+    if port not in paper_ports:
+        return PaperVerdict(
+            account, "port_not_paper", f"port {port} is not in gateway.paper_ports {list(paper_ports)}"
+        )
+    if not account or account not in accounts:
+        return PaperVerdict(
+            account,
+            "account_unknown",
+            f"account {account or '(none)'} is not managed by this Gateway "
+            f"(managed: {', '.join(accounts) or 'none'})",
+        )
+    live = [a for a in accounts if not a.startswith(PAPER_ACCOUNT_PREFIX)]
+    if live:
+        return PaperVerdict(
+            account,
+            "account_not_paper",
+            f"account id(s) {', '.join(live)} do not start with {PAPER_ACCOUNT_PREFIX}: "
+            "this Gateway is logged into a LIVE account",
+        )
+    return PaperVerdict(
+        account, "", f"account {account} is paper, port {port} is a paper port, gateway.paper is true"
+    )
 
 
 def contract_to_dict(contract: Contract) -> dict[str, object]:
@@ -87,36 +157,23 @@ class PaperGuard:
         return self.config.gateway.account or (self.ib.managedAccounts() or [""])[0]
 
     def check_paper(self) -> str:
-        """Raise :class:`OrderRefused` unless this connection is certainly a paper account.
+        """Raise :class:`OrderRefused` unless this connection is certainly paper (:func:`paper_verdict`).
 
-        Three independent checks, because each alone can be wrong: the operator's statement
-        (``gateway.paper``), the port (paper ports by convention, but configurable in the Gateway)
-        and the account id (paper ids start with D). All must agree.
+        The port judged is the one this connection actually uses, not the configured one.
         """
         gateway = self.config.gateway
-        if not gateway.paper:
-            self._refuse("paper_false", "gateway.paper is false: active probes only trade on a paper Gateway")
-        if not self.ib.isConnected():
+        if gateway.paper and not self.ib.isConnected():
             self._refuse("not_connected", "not connected to the Gateway")
-        port = int(getattr(self.ib.client, "port", -1))
-        if port not in gateway.paper_ports:
-            self._refuse(
-                "port_not_paper",
-                f"connection port {port} is not in gateway.paper_ports {gateway.paper_ports}",
-            )
-        accounts = self.ib.managedAccounts()
-        account = self.account
-        if not account or account not in accounts:
-            self._refuse(
-                "account_unknown", f"account {account!r} is not managed by this Gateway ({accounts})"
-            )
-        live = [a for a in accounts if not a.startswith("D")]
-        if live:
-            self._refuse(
-                "account_not_paper",
-                f"account id(s) {live} do not start with D: not a paper account, no order sent",
-            )
-        return account
+        verdict = paper_verdict(
+            paper=gateway.paper,
+            port=int(getattr(self.ib.client, "port", -1)),
+            paper_ports=gateway.paper_ports,
+            managed_accounts=self.ib.managedAccounts(),
+            configured_account=gateway.account,
+        )
+        if not verdict.ok:
+            self._refuse(verdict.reason, f"{verdict.message}; no order sent")
+        return verdict.account
 
     # ----------------------------------------------------------------- orders
     def new_order_ref(self, probe: str) -> str:

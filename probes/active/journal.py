@@ -5,6 +5,11 @@ order and cleaning it up. The journal is the probes' memory across crashes: the 
 the order id already allocated) exists before the Gateway ever sees the order, so the next start
 knows which orders and positions are ours to cancel or close, and a retry can see that an order
 was already sent instead of sending it twice.
+
+Reading is :class:`JournalReader` (read-only, never creates or changes the file: preflight, flatten
+reports, tests); writing is :class:`Journal`. No SQL lives outside this module. A file SQLite
+cannot read is :class:`JournalCorrupt`: the writer keeps it aside (renamed, never deleted) and says
+where, so nothing is lost and the next run starts a fresh journal.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 PROBE_SCOPE = "probe"
@@ -86,7 +92,158 @@ class JournalOrder:
         return self.status in OPEN_STATES
 
 
-class Journal:
+class JournalError(Exception):
+    """The journal cannot be used; the message names the file and what to do."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class JournalCorrupt(JournalError):
+    """SQLite cannot read the journal. ``kept_at`` is where the writer moved it (None: left in place)."""
+
+    def __init__(self, path: Path, detail: str, kept_at: Path | None) -> None:
+        where = (
+            f"kept aside as {kept_at}; the next run starts a fresh journal"
+            if kept_at
+            else "left in place (read-only access)"
+        )
+        super().__init__(
+            path,
+            f"probe journal {path} is corrupt ({detail}): {where}. Probe orders still working are "
+            "found by their orderRef; check positions the probes may hold with `gatewatch flatten`",
+        )
+        self.kept_at = kept_at
+
+
+def _connect(path: Path | str, *, read_only: bool) -> sqlite3.Connection:
+    """Open and integrity-check the journal; raise :class:`JournalCorrupt` (not yet moved) if unreadable."""
+    target = f"file:{path}?mode=ro" if read_only else str(path)
+    db = sqlite3.connect(target, uri=read_only, isolation_level=None, timeout=5.0)
+    try:
+        if not read_only:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        verdict = db.execute("PRAGMA quick_check").fetchone()
+        if not verdict or verdict[0] != "ok":
+            raise sqlite3.DatabaseError(f"integrity check: {verdict[0] if verdict else 'no answer'}")
+        if not read_only:
+            db.executescript(_SCHEMA)
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"orders", "fills"} <= tables:
+            raise sqlite3.DatabaseError(f"tables orders/fills missing (found {sorted(tables) or 'none'})")
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise JournalCorrupt(Path(path), str(exc), None) from exc
+    return db
+
+
+def keep_aside(path: Path) -> Path:
+    """Rename a corrupt journal (and its -wal/-shm files) to ``<name>.corrupt-<UTC time>``; return it."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while kept.exists():
+        kept = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
+        n += 1
+    path.rename(kept)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(kept.with_name(kept.name + suffix))
+    return kept
+
+
+class JournalReader:
+    """Read-only access to the journal: what the probes sent, what is open, what they hold."""
+
+    def __init__(self, path: str | Path, *, _db: sqlite3.Connection | None = None) -> None:
+        """Open an existing journal read-only; raises FileNotFoundError or :class:`JournalCorrupt`."""
+        self.path = Path(path)
+        if _db is None and not self.path.exists():
+            raise FileNotFoundError(f"no probe journal at {self.path}")
+        self._db = _db if _db is not None else _connect(self.path, read_only=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> JournalReader:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def get(self, order_ref: str) -> JournalOrder | None:
+        rows = self._select("WHERE order_ref = ?", (order_ref,))
+        return rows[0] if rows else None
+
+    def open_orders(self) -> list[JournalOrder]:
+        marks = ",".join("?" * len(OPEN_STATES))
+        return self._select(f"WHERE status IN ({marks})", OPEN_STATES)
+
+    def all_orders(self) -> list[JournalOrder]:
+        return self._select("", ())
+
+    def orders_since(self, since: float, *, actions: tuple[str, ...] | None = None) -> int:
+        """Orders recorded (intents included) since a Unix time, optionally only these actions."""
+        if actions is None:
+            row = self._db.execute("SELECT COUNT(*) FROM orders WHERE created_at >= ?", (since,)).fetchone()
+        else:
+            marks = ",".join("?" * len(actions))
+            row = self._db.execute(
+                f"SELECT COUNT(*) FROM orders WHERE created_at >= ? AND action IN ({marks})", (since, *actions)
+            ).fetchone()
+        return int(row[0])
+
+    def net_positions(self) -> dict[int, float]:
+        """Net probe position per conId, from the probes' fills (BOT adds, SLD subtracts).
+
+        Fills of operator-scope orders are left out; so are fills whose order is not journalled.
+        """
+        rows = self._db.execute(
+            "SELECT f.con_id, SUM(CASE WHEN f.side = 'BOT' THEN f.shares ELSE -f.shares END)"
+            " FROM fills f JOIN orders o ON o.order_ref = f.order_ref"
+            " WHERE o.scope = ? GROUP BY f.con_id",
+            (PROBE_SCOPE,),
+        ).fetchall()
+        return {int(con_id): float(net) for con_id, net in rows if abs(net) > 1e-9}
+
+    def contract_for(self, con_id: int) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT contract FROM orders WHERE con_id = ? LIMIT 1", (con_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[JournalOrder]:
+        rows = self._db.execute(
+            "SELECT order_ref, probe, run_id, client_id, order_id, con_id, contract, action, quantity,"
+            f" order_type, limit_price, status, filled, created_at, scope FROM orders {where} ORDER BY created_at",
+            params,
+        ).fetchall()
+        return [
+            JournalOrder(
+                r[0],
+                r[1],
+                r[2],
+                int(r[3]),
+                int(r[4]),
+                int(r[5]),
+                json.loads(r[6]),
+                r[7],
+                float(r[8]),
+                r[9],
+                r[10],
+                r[11],
+                float(r[12]),
+                float(r[13]),
+                r[14],
+            )
+            for r in rows
+        ]
+
+
+class Journal(JournalReader):
     """The probe-order journal; every write is committed at once, the ones recovery needs fsynced.
 
     Durability is per write, because an fsync costs about a millisecond and status updates arrive
@@ -99,13 +256,17 @@ class Journal:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        """Open or create the journal; a corrupt one is kept aside and :class:`JournalCorrupt` raised."""
+        where = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+            where.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = _connect(str(path), read_only=False)
+        except JournalCorrupt as exc:
+            if str(path) == ":memory:" or not where.exists():
+                raise
+            raise JournalCorrupt(where, str(exc.__cause__ or exc), keep_aside(where)) from exc
+        super().__init__(where, _db=db)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(orders)")}
         if "scope" not in columns:  # a journal written before scopes existed: all its orders were probes'
             self._db.execute("ALTER TABLE orders ADD COLUMN scope TEXT NOT NULL DEFAULT 'probe'")
@@ -194,64 +355,3 @@ class Journal:
                 (exec_id, order_ref, con_id, side, shares, price, time.time()),
             )
         return cur.rowcount == 1
-
-    # ------------------------------------------------------------------ reads
-    def get(self, order_ref: str) -> JournalOrder | None:
-        rows = self._select("WHERE order_ref = ?", (order_ref,))
-        return rows[0] if rows else None
-
-    def open_orders(self) -> list[JournalOrder]:
-        marks = ",".join("?" * len(OPEN_STATES))
-        return self._select(f"WHERE status IN ({marks})", OPEN_STATES)
-
-    def all_orders(self) -> list[JournalOrder]:
-        return self._select("", ())
-
-    def orders_since(self, since: float) -> int:
-        """Orders recorded (intents included) since a Unix time: the per-hour limit's count."""
-        row = self._db.execute("SELECT COUNT(*) FROM orders WHERE created_at >= ?", (since,)).fetchone()
-        return int(row[0])
-
-    def net_positions(self) -> dict[int, float]:
-        """Net probe position per conId, from the probes' fills (BOT adds, SLD subtracts).
-
-        Fills of operator-scope orders are left out; so are fills whose order is not journalled.
-        """
-        rows = self._db.execute(
-            "SELECT f.con_id, SUM(CASE WHEN f.side = 'BOT' THEN f.shares ELSE -f.shares END)"
-            " FROM fills f JOIN orders o ON o.order_ref = f.order_ref"
-            " WHERE o.scope = ? GROUP BY f.con_id",
-            (PROBE_SCOPE,),
-        ).fetchall()
-        return {int(con_id): float(net) for con_id, net in rows if abs(net) > 1e-9}
-
-    def contract_for(self, con_id: int) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT contract FROM orders WHERE con_id = ? LIMIT 1", (con_id,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def _select(self, where: str, params: tuple[Any, ...]) -> list[JournalOrder]:
-        rows = self._db.execute(
-            "SELECT order_ref, probe, run_id, client_id, order_id, con_id, contract, action, quantity,"
-            f" order_type, limit_price, status, filled, created_at, scope FROM orders {where} ORDER BY created_at",
-            params,
-        ).fetchall()
-        return [
-            JournalOrder(
-                r[0],
-                r[1],
-                r[2],
-                int(r[3]),
-                int(r[4]),
-                int(r[5]),
-                json.loads(r[6]),
-                r[7],
-                float(r[8]),
-                r[9],
-                r[10],
-                r[11],
-                float(r[12]),
-                float(r[13]),
-                r[14],
-            )
-            for r in rows
-        ]

@@ -24,7 +24,7 @@ from probes.active import order_probes, request_probes
 from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused, PaperGuard
 from probes.active.instrument import resolve_instrument
-from probes.active.journal import Journal
+from probes.active.journal import Journal, JournalError
 from probes.active.orders import ProbeFailure, ProbeOrders
 from probes.active.pacing import PacingGovernor
 
@@ -64,6 +64,8 @@ class RunReport:
     recovered: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     fill_latencies: list[float] = field(default_factory=list)
+    bad_file: str = ""
+    """Set when a file (the journal) made the run impossible: ``probe run`` then exits 2."""
 
     @property
     def ok(self) -> bool:
@@ -176,6 +178,10 @@ async def run_probes(
 
     try:
         session = ActiveSession(config, metrics=metrics, backoff_base=backoff_base, run_id=report.run_id)
+    except JournalError as exc:
+        logger.error("{}", exc)
+        report.bad_file = str(exc)
+        return fail_all(str(exc))
     except Exception as exc:
         return fail_all(f"cannot open the probe journal: {exc}")
     try:

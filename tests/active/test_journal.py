@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from probes.active.journal import Journal
+from probes.active.journal import Journal, JournalCorrupt, JournalReader
 
 
 def _order(journal: Journal, ref: str, action: str, scope: str) -> None:
@@ -51,3 +51,41 @@ def test_a_journal_from_before_scopes_opens_and_counts_its_orders_as_probes(tmp_
     assert [o.scope for o in journal.all_orders()] == ["probe"]
     assert journal.net_positions() == {7: 1.0}
     journal.close()
+
+
+def test_the_reader_never_creates_or_writes_the_journal(tmp_path):
+    path = tmp_path / "probes.sqlite"
+    with pytest.raises(FileNotFoundError):
+        JournalReader(path)
+    assert not path.exists()
+    journal = Journal(path)
+    _order(journal, "gatewatch:fill:r.1", "BUY", "probe")
+    with JournalReader(path) as reader:
+        assert [o.order_ref for o in reader.open_orders()] == ["gatewatch:fill:r.1"]
+        assert not hasattr(reader, "record_intent")
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._db.execute("DELETE FROM orders")
+    journal.close()
+
+
+@pytest.mark.parametrize("content", [b"not a database at all\n" * 200, b""])
+def test_a_corrupt_journal_is_kept_aside_and_named(tmp_path, content):
+    path = tmp_path / "probes.sqlite"
+    good = Journal(path)
+    _order(good, "gatewatch:fill:r.1", "BUY", "probe")
+    good.close()
+    original = path.read_bytes()
+    damaged = content or original[: len(original) // 3] + b"\xff" * 4096 + original[len(original) // 3 + 4096:]
+    path.write_bytes(damaged)
+    with pytest.raises(JournalCorrupt) as seen:
+        JournalReader(path)
+    assert seen.value.kept_at is None and path.read_bytes() == damaged  # read-only: left as it is
+    with pytest.raises(JournalCorrupt) as seen:
+        Journal(path)
+    kept = seen.value.kept_at
+    assert kept is not None and kept.read_bytes() == damaged, "the corrupt journal must be kept, unchanged"
+    assert str(kept) in str(seen.value) and str(path) in str(seen.value)
+    assert not path.exists()
+    fresh = Journal(path)  # the next run starts afresh
+    assert fresh.all_orders() == []
+    fresh.close()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from active_helpers import held, open_orders
+from active_helpers import held, open_orders, real_orders
 from ib_async import IB, LimitOrder, Stock
 
 from probes.active.journal import Journal
@@ -127,3 +127,22 @@ async def test_flatten_all_close_of_a_foreign_position_is_not_a_probe_short(sim,
     assert report.ok and report.recovered == []
     assert len(sim.state()["orders"]) == orders_before, "recovery sent an order for a phantom position"
     assert held(sim) == {}
+
+
+@pytest.mark.parametrize("command", [["flatten"], ["probe", "run", "--only", "fill"]])
+def test_a_corrupt_journal_exits_2_naming_where_it_was_kept(sim, config_for, tmp_path, command):
+    config = config_for(sim)
+    journal = Path(config.active.journal_path)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    damaged = b"SQLite format 3\x00" + b"\x17" * 8000
+    journal.write_bytes(damaged)
+    path = tmp_path / "gw.yaml"
+    path.write_text(config.model_dump_json())
+    result = subprocess.run([sys.executable, "-m", "gatewatch", *command, "--config", str(path)],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [kept] = journal.parent.glob("probes.sqlite.corrupt-*")
+    assert kept.read_bytes() == damaged, "the corrupt journal must be kept as it was"
+    assert "corrupt" in result.stderr and str(kept) in result.stderr
+    assert real_orders(sim) == []
