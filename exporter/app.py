@@ -21,8 +21,9 @@ from exporter.http_server import MetricsServer
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from probes.gateway import CurrentTimeRequester, GatewaySession
+from probes.outcome import ProbeRecorder
 from probes.passive.account import AccountProbe
-from probes.passive.base import ProbeRecorder, run_periodically
+from probes.passive.base import run_periodically
 from probes.passive.clock import ClockProbe
 from probes.passive.connection import ConnectionProbe
 from probes.passive.heartbeat import HeartbeatProbe
@@ -78,8 +79,6 @@ class ExporterApp:
             p.recorder for p in (self.connection, self.account, self.quotes, self.heartbeat, self.clock,
                                  self.historical, self.reconciliation, self.risk, self.process)
         ]
-        for recorder, *_ in self.schedule():  # run counters at 0 before the first run (increase())
-            m.init_probe_series(recorder.probe, recorder.kind)
         self.server: MetricsServer | None = None
 
     def schedule(self) -> list[tuple[ProbeRecorder, float, Callable[[], Coroutine[Any, Any, None]], float]]:

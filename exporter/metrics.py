@@ -12,10 +12,15 @@ Money is in the account's currency, named by a ``currency`` label.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+from probes.outcome import ProbeOutcomes
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FILL_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -35,6 +40,58 @@ class CounterFromSource(Gauge):
         return tuple(sample._replace(name="_total") for sample in super()._child_samples())
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """Name, type, help and label names of a metric family made at scrape time by a collector."""
+
+    name: str
+    type: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def gauge(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+
+    def counter(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.help, labels=self.labels)
+
+
+PROBE_SUCCESS = MetricSpec("gatewatch_probe_success", "gauge", "1 if the probe's last run succeeded, else 0.",
+                           ("probe", "kind"))
+PROBE_DURATION = MetricSpec("gatewatch_probe_duration_seconds", "gauge", "Duration of the probe's last run.",
+                            ("probe", "kind"))
+PROBE_LAST_RUN = MetricSpec("gatewatch_probe_last_run_timestamp_seconds", "gauge",
+                            "Unix time the probe last finished.", ("probe", "kind"))
+PROBE_RUNS = MetricSpec("gatewatch_probe_runs", "counter", "Probe runs by result (success or failure).",
+                        ("probe", "kind", "result"))
+SCRAPE_TIME_SPECS: tuple[MetricSpec, ...] = (PROBE_SUCCESS, PROBE_DURATION, PROBE_LAST_RUN, PROBE_RUNS)
+"""Families made by collectors at scrape time (the rest are prometheus-client objects below)."""
+
+
+class ProbeOutcomeCollector(Collector):
+    """The blackbox-style probe families from the probes' recorders, made at scrape time."""
+
+    def __init__(self, outcomes: ProbeOutcomes) -> None:
+        self.outcomes = outcomes
+
+    def collect(self) -> Iterator[Metric]:
+        success, duration, last_run, runs = (PROBE_SUCCESS.gauge(), PROBE_DURATION.gauge(),
+                                             PROBE_LAST_RUN.gauge(), PROBE_RUNS.counter())
+        for rec in self.outcomes:
+            labels = [rec.probe, rec.kind]
+            status = rec.status
+            if status.last_run is not None:
+                success.add_metric(labels, 1.0 if status.success else 0.0)
+                duration.add_metric(labels, rec.duration)
+                last_run.add_metric(labels, status.last_run)
+            runs.add_metric([*labels, "success"], rec.successes)
+            runs.add_metric([*labels, "failure"], rec.failures)
+        yield from (success, duration, last_run, runs)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class Metrics:
     """The exporter's metric objects, registered in their own registry (no global state)."""
 
@@ -47,19 +104,9 @@ class Metrics:
             "gatewatch_exporter_info", "gatewatch exporter build and target information.",
             ["version", "gateway"], registry=r)
 
-        # blackbox-style probe results (passive and active probes alike)
-        self.probe_success = Gauge(
-            "gatewatch_probe_success", "1 if the probe's last run succeeded, else 0.",
-            ["probe", "kind"], registry=r)
-        self.probe_duration = Gauge(
-            "gatewatch_probe_duration_seconds", "Duration of the probe's last run.",
-            ["probe", "kind"], registry=r)
-        self.probe_last_run = Gauge(
-            "gatewatch_probe_last_run_timestamp_seconds", "Unix time the probe last finished.",
-            ["probe", "kind"], registry=r)
-        self.probe_runs = Counter(
-            "gatewatch_probe_runs_total", "Probe runs by result (success or failure).",
-            ["probe", "kind", "result"], registry=r)
+        # blackbox-style probe results (passive and active probes alike), made at scrape time
+        self.outcomes = ProbeOutcomes()
+        r.register(ProbeOutcomeCollector(self.outcomes))
 
         # connection
         self.gateway_connected = Gauge(
@@ -206,18 +253,6 @@ class Metrics:
         self.pacing_backoffs = Counter(
             "gatewatch_pacing_backoffs_total", "Back-offs after a pacing error (100 or 162).", ["code"],
             registry=r)
-
-    def init_probe_series(self, probe: str, kind: str) -> None:
-        """Create ``gatewatch_probe_runs_total`` for ``probe`` at 0, both results, before its first run.
-
-        Why: ``increase()`` needs a sample before the change it measures. A failure series that first
-        appears at 1 (a probe whose first failure happens after its series list was scraped without
-        it) has no earlier sample, so ``increase()`` reports nothing and a failed run would slip past
-        the session gate. ``gatewatch_probe_success`` is deliberately not created here: a 0 there
-        would read as a failed run.
-        """
-        for result in ("success", "failure"):
-            self.probe_runs.labels(probe=probe, kind=kind, result=result)
 
     def init_close_escalations(self, probes: Iterable[str]) -> None:
         """Create ``gatewatch_order_close_escalations_total`` at 0 for every probe that may close.

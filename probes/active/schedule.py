@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -28,12 +27,9 @@ CLEANUP_CLOSERS = ("recovery", "cleanup")
 
 
 def publish(metrics: Metrics, result: ProbeResult) -> None:
-    """Blackbox-style metrics for one active probe result."""
-    labels = {"probe": result.name, "kind": KIND}
-    metrics.probe_success.labels(**labels).set(1 if result.ok else 0)
-    metrics.probe_duration.labels(**labels).set(result.duration)
-    metrics.probe_last_run.labels(**labels).set(time.time())
-    metrics.probe_runs.labels(**labels, result="success" if result.ok else "failure").inc()
+    """Record one active probe result on the shared outcome path (the runner logs each result)."""
+    metrics.outcomes.recorder(result.name, KIND, log=False).record(
+        result.ok, result.duration, "" if result.ok else result.detail)
 
 
 def initialise_series(metrics: Metrics) -> None:
@@ -43,7 +39,7 @@ def initialise_series(metrics: Metrics) -> None:
     a change in a series whose first sample already holds it.
     """
     for name in PROBES:
-        metrics.init_probe_series(name, KIND)
+        metrics.outcomes.recorder(name, KIND, log=False)
     metrics.init_close_escalations([*PROBES, *CLEANUP_CLOSERS])
 
 

@@ -14,7 +14,7 @@ import math
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 TAGS = {
     "NetLiquidation": "account_net_liquidation",
@@ -44,7 +44,7 @@ class AccountProbe:
     def __init__(self, session: GatewaySession, metrics: Metrics) -> None:
         self.session = session
         self.metrics = metrics
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self._info_account: str | None = None
 
     def net_liquidation(self) -> float | None:

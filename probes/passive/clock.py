@@ -26,7 +26,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from probes.gateway import CurrentTimeRequester, GatewaySession, TimeSample
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 DRIFT_ALLOWANCE = 1e-4
 """Seconds per second the interval widens by, covering an undisciplined host clock's drift."""
@@ -132,7 +132,7 @@ class ClockProbe:
         self.metrics = metrics
         self.requester = requester
         self.interval = interval
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.estimator = ClockEstimator()
         self.rtt = 0.0
         self._ntp_checked = -math.inf

@@ -17,7 +17,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 CRITICAL_CODES = frozenset({326, 502, 504, 1100, 2110, 10197})
 WARNING_CODES = frozenset({100, 162, 200, 201, 354, 1101, 2103, 2105, 2157, 10167, 10168})
@@ -67,7 +67,7 @@ class ConnectionProbe:
     def __init__(self, session: GatewaySession, metrics: Metrics) -> None:
         self.session = session
         self.metrics = metrics
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.competing_since: float | None = None
         self.connectivity_lost = False
         self.farms: dict[tuple[str, str], bool] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from exporter.metrics import Metrics
 from probes.gateway import CurrentTimeRequester, GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 DROP_AFTER_MISSES = 3
 
@@ -24,7 +24,7 @@ class HeartbeatProbe:
         self.session = session
         self.metrics = metrics
         self.requester = requester
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.misses = 0
 
     async def run_once(self) -> None:

@@ -17,7 +17,7 @@ from loguru import logger
 from exporter.metrics import Metrics
 from gatewatch.config import HistoricalConfig
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 PACING_CODE = 162
 
@@ -31,7 +31,7 @@ class HistoricalProbe:
         self.session = session
         self.metrics = metrics
         self.config = config
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.contract: Contract | None = None
         self.skip_next = False
         session.on_disconnected.append(self._forget_contract)

@@ -19,7 +19,7 @@ import psutil
 
 from exporter.metrics import Metrics
 from gatewatch.config import ProcessWatch
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 SELF = "exporter"
 
@@ -31,7 +31,7 @@ class ProcessProbe:
 
     def __init__(self, metrics: Metrics, watches: list[ProcessWatch]) -> None:
         self.metrics = metrics
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.watches = [(w.name, re.compile(w.cmdline_regex)) for w in watches]
         self.found: dict[str, psutil.Process] = {}
         self.own = psutil.Process(os.getpid())

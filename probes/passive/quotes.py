@@ -42,7 +42,7 @@ from exporter.metrics import Metrics
 from gatewatch.config import ProbesConfig
 from gatewatch.trading_hours import MarketHours
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 
 RESUBSCRIBE_CODES = frozenset({1101})
 
@@ -137,7 +137,7 @@ class QuotesProbe:
         self.session = session
         self.metrics = metrics
         self.config = config
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
         self.market_hours = MarketHours()
         self.collector = QuoteAgeCollector(self.states.values())

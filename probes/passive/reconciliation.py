@@ -33,7 +33,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure, ProbeRecorder
+from probes.outcome import ProbeFailure
 from probes.passive.positions import position_key
 
 
@@ -69,7 +69,7 @@ class ReconciliationProbe:
         self.session = session
         self.metrics = metrics
         self.bot_positions_file = bot_positions_file
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.ledger: dict[str, float] | None = None
         self.seen_executions: set[str] = set()
         self.gateway_keys: set[tuple[str, str, str]] = set()

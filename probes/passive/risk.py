@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
+from probes.outcome import ProbeFailure
 from probes.passive.account import AccountProbe
-from probes.passive.base import ProbeFailure, ProbeRecorder
 from probes.passive.positions import position_key
 
 
@@ -25,7 +25,7 @@ class RiskProbe:
         self.metrics = metrics
         self.account = account
         self.limit = max_position_ratio
-        self.recorder = ProbeRecorder(metrics, self.name)
+        self.recorder = metrics.outcomes.recorder(self.name)
         self.symbols: set[str] = set()
         metrics.risk_max_position_ratio.set(max_position_ratio)
 

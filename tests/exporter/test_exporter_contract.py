@@ -14,7 +14,7 @@ import pytest
 from exporter_harness import fast_config, parse, running_exporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import Metrics
+from exporter.metrics import SCRAPE_TIME_SPECS, Metrics
 from simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ UPDATE_ENV = "GATEWATCH_UPDATE_GOLDEN"
 
 def _defined_labels() -> dict[str, tuple[str, ...]]:
     """Label names as the metric definitions declare them (a scrape omits unused label sets)."""
-    names: dict[str, tuple[str, ...]] = {}
+    names: dict[str, tuple[str, ...]] = {spec.name: spec.labels for spec in SCRAPE_TIME_SPECS}
     for metric in vars(Metrics()).values():
         name = getattr(metric, "_name", None)
         if name is not None:

@@ -18,7 +18,7 @@ from ib_async import IB, MarketOrder, Stock
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
-from probes.passive.base import ProbeFailure
+from probes.outcome import ProbeFailure
 from probes.passive.reconciliation import ReconciliationProbe
 from simulator import running_simulator
 from simulator.testing import SimHandle
