@@ -1,0 +1,78 @@
+"""Run the proxy in a background thread, for synchronous tests and benches (like simulator.testing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from proxy.relay import Relay, RelayHooks
+
+T = TypeVar("T")
+
+
+class ProxyHandle:
+    """Thread-safe facade over a relay running in its own event loop."""
+
+    def __init__(self, relay: Relay, loop: asyncio.AbstractEventLoop) -> None:
+        self.relay = relay
+        self.loop = loop
+
+    @property
+    def port(self) -> int:
+        return self.relay.port
+
+    @property
+    def hooks(self) -> RelayHooks:
+        return self.relay.hooks
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the proxy's loop and return its result."""
+
+        async def run() -> T:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+
+@contextlib.contextmanager
+def running_proxy(
+    upstream_port: int, hooks: RelayHooks | None = None, host: str = "127.0.0.1"
+) -> Iterator[ProxyHandle]:
+    """``with running_proxy(sim.port) as proxy: IB().connect("127.0.0.1", proxy.port, 7)``."""
+    loop = asyncio.new_event_loop()
+    relay = Relay((host, 0), (host, upstream_port), hooks)
+    ready = threading.Event()
+    box: dict[str, BaseException] = {}
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            try:
+                await relay.start()
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                ready.set()
+
+        loop.run_until_complete(boot())
+        if "error" not in box:
+            loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=main, name="proxy", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield ProxyHandle(relay, loop)
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
