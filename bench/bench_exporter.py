@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,14 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from exporter.app import ExporterApp  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
+from gatewatch.localstack.net import free_port  # noqa: E402
 from gatewatch.logs import setup_logging  # noqa: E402
 from simulator import running_simulator  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def disconnect_detection(trials: int, renders: int) -> tuple[list[float], list[float]]:

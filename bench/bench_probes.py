@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from ib_async import ExecutionFilter, Fill, Trade  # noqa: E402
 from loguru import logger  # noqa: E402
 
 from gatewatch.config import GatewatchConfig  # noqa: E402
+from gatewatch.localstack.net import free_port  # noqa: E402
 from probes.active.runner import ActiveSession, run_probes  # noqa: E402
 
 FILLS = 60
@@ -138,16 +138,11 @@ async def measure_polled_fills(config: GatewatchConfig, sim_state: StateFn, poll
     return pairs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @contextlib.contextmanager
 def simulator_process() -> Iterator[tuple[int, StateFn]]:
     """``python -m simulator`` on free ports; yields its API port and a /state reader."""
-    port, control = _free_port(), _free_port()
+    port, control = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--control-port", str(control),
                              "--seed", "3", "--symbols", "SPY"], cwd=ROOT, stderr=subprocess.DEVNULL)
 

@@ -14,11 +14,7 @@ import time
 import psutil
 from ib_async import IB, Stock
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from gatewatch.localstack.net import free_port
 
 
 def wait_for_port(port: int, timeout: float = 30) -> float:

@@ -36,9 +36,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "support")]
 from loguru import logger  # noqa: E402
 
 from gatewatch.config import GatewatchConfig  # noqa: E402
+from gatewatch.localstack.net import free_port  # noqa: E402
 from gatewatch.rehearsal import configs  # noqa: E402
 from gatewatch.rehearsal.observe import scrape  # noqa: E402
-from gatewatch.rehearsal.processes import ManagedProcess, free_port, gatewatch_command, wait_http  # noqa: E402
+from gatewatch.rehearsal.processes import ManagedProcess, gatewatch_command, wait_http  # noqa: E402
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions  # noqa: E402
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"

@@ -1,4 +1,4 @@
-"""Child processes and loopback ports for the rehearsal and the benchmarks.
+"""Child processes for the rehearsal and the benchmarks.
 
 Why not ``subprocess.run``: every part of the stack (simulator, exporter, Prometheus,
 Alertmanager) is a long-running server that must be started, waited for, and stopped in order,
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,6 @@ from pathlib import Path
 from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (bound and released: a tiny race, fine here)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gatewatch_command(*args: str) -> list[str]:

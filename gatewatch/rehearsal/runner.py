@@ -21,10 +21,11 @@ from typing import Any
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig
+from gatewatch.localstack.net import free_port
 from gatewatch.rehearsal import configs, observe
 from gatewatch.rehearsal.checks import LedgerCheck, check_ledger, open_probe_orders, probe_positions
 from gatewatch.rehearsal.mailsink import MailSink
-from gatewatch.rehearsal.processes import ManagedProcess, free_port, gatewatch_command, wait_http
+from gatewatch.rehearsal.processes import ManagedProcess, gatewatch_command, wait_http
 from gatewatch.rehearsal.timeline import TimedFault, fired_by, load_timeline, time_scale_for, write_timeline
 
 DEFAULT_SYMBOLS = ["SPY", "QQQ", "IWM"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,12 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from active_helpers import held, open_orders, real_orders
 from prometheus_client.parser import text_string_to_metric_families
+from support.active import held, open_orders, real_orders
 
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
+from gatewatch.localstack.net import free_port
 from probes.active.runner import PROBES
 from probes.active.schedule import run_schedule
 from simulator import running_simulator
@@ -141,11 +141,6 @@ async def test_schedule_pauses_outside_market_hours(sim, config_for):
     assert _sample(metrics, "gatewatch_probe_runs_total", {"probe": "fill", "kind": "active", "result": "success"}) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
@@ -157,7 +152,7 @@ def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 async def test_exporter_runs_the_schedule_and_serves_it_on_metrics(sim, config_for, tmp_path):
     config = config_for(sim, enabled=True, interval=1)
     raw = config.model_dump(mode="json")
-    raw["exporter"]["listen"] = f"127.0.0.1:{(port := _free_port())}"
+    raw["exporter"]["listen"] = f"127.0.0.1:{(port := free_port())}"
     config_path = tmp_path / "gw.yaml"
     _write_config(GatewatchConfig.model_validate(raw), config_path)
     proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "exporter", "--config", str(config_path)],

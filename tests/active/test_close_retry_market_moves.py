@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from active_helpers import held, open_orders
+from support.active import held, open_orders
 
 from exporter.metrics import Metrics
 from probes.active.journal import Journal

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from active_helpers import real_orders
 from ib_async import LimitOrder
+from support.active import real_orders
 
 from exporter.metrics import Metrics
 from probes.active.guard import OrderRefused

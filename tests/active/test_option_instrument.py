@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from active_helpers import held, open_orders, real_orders
 from ib_async import IB, Option, Stock
+from support.active import held, open_orders, real_orders
 
 from probes.active.instrument import EXCHANGE_ZONE
 from probes.active.runner import ActiveSession, run_probes

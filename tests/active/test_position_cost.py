@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from active_helpers import held
+from support.active import held
 
 from probes.active import order_probes
 from probes.active.order_probes import FillCost, average_cost_mismatch, expected_average_cost

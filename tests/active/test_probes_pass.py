@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from active_helpers import held, open_orders, real_orders
+from support.active import held, open_orders, real_orders
 
 from exporter.metrics import Metrics
 from probes.active.journal import Journal

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from active_helpers import held, open_orders, real_orders
 from ib_async import IB, LimitOrder, Stock
+from support.active import held, open_orders, real_orders
 
 from probes.active.journal import Journal
 from probes.active.runner import run_probes
@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_until_ready(config, stage: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("crash_runner.py")),
-                             config.model_dump_json(), stage], stdout=subprocess.PIPE, text=True, env=env)
+    # run as a module from the project root: the root's packages come first, tests/ gives ``support``
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    proc = subprocess.Popen([sys.executable, "-m", "support.crash_runner", config.model_dump_json(), stage],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.strip() == "READY", line

@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 import yaml
+from support import promstack
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-import promstack
+from gatewatch.localstack.net import free_port
 
 ROOT = promstack.ROOT
 SYMBOLS = ["SPY", "QQQ", "IWM"]
@@ -67,7 +67,7 @@ def _start_exporter(tmp: Path, gateway_port: int) -> tuple[subprocess.Popen[byte
     config = {**EXPORTER_CONFIG, "gateway": {**EXPORTER_CONFIG["gateway"], "port": gateway_port}}
     path = tmp / "gatewatch.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = promstack.free_port()
+    port = free_port()
     log = (tmp / "exporter.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "gatewatch", "exporter", "--config", str(path),
                                 "--listen", f"127.0.0.1:{port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -101,7 +101,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         try:
             am_config = promstack.render_alertmanager_config(tmp / "am", smtp_port=sink.port)
             with promstack.running_alertmanager(am_config, tmp) as am:
-                prom_port = promstack.free_port()
+                prom_port = free_port()
                 prom_config = promstack.overlay_prometheus_config(
                     tmp / "prom", exporter_target=f"127.0.0.1:{exporter_port}",
                     alertmanager_target=am.address, prometheus_target=f"127.0.0.1:{prom_port}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+from gatewatch.localstack.net import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_SECONDS = 20
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def prom_query(url: str, expr: str) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from exporter_harness import RunningExporter, fast_config, running_exporter
+from support.exporter import RunningExporter, fast_config, running_exporter
 
 from simulator import running_simulator
 

@@ -11,10 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from exporter_harness import fast_config, parse, running_exporter
 from prometheus_client.parser import text_string_to_metric_families
+from support.exporter import fast_config, parse, running_exporter
 
 from exporter.metrics import SCRAPE_TIME_SPECS, Metrics
+from gatewatch.localstack.net import free_port
 from simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,16 +95,10 @@ def test_bad_listen_address_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--listen" in result.stderr
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_container_entry_commands_work_together(tmp_path: Path) -> None:
     """``python -m simulator`` and ``python -m gatewatch exporter`` as separate processes, as in the stack."""
-    sim_port, control_port, listen_port = _free_port(), _free_port(), _free_port()
+    sim_port, control_port, listen_port = free_port(), free_port(), free_port()
     env = {**os.environ, "GATEWATCH_GATEWAY": f"127.0.0.1:{sim_port}"}
     config = tmp_path / "gatewatch.yaml"
     config.write_text("exporter:\n  log_json: true\n")

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from exporter_harness import RunningExporter
+from support.exporter import RunningExporter
 
 
 async def test_metrics_flow_and_healthz(exporter: RunningExporter) -> None:

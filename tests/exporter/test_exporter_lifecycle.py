@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import socket
+from support.exporter import fast_config, running_exporter
 
-from exporter_harness import fast_config, running_exporter
-
+from gatewatch.localstack.net import free_port
 from simulator import running_simulator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_gateway_absent_at_start_then_appears() -> None:

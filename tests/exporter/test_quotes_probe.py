@@ -11,8 +11,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from exporter_harness import RunningExporter
 from loguru import logger
+from support.exporter import RunningExporter
 
 from probes.passive.quotes import QuotesProbe
 

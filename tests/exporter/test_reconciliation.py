@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from exporter_harness import fast_config
 from ib_async import IB, MarketOrder, Stock
+from support.exporter import fast_config
 
 from exporter.metrics import Metrics
 from probes.gateway import GatewaySession

@@ -6,7 +6,6 @@ memory limits are relaxed because the test machine is shared. Every other item i
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from gatewatch.checks.gateway import skew_bound
+from gatewatch.localstack.net import free_port
 from simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,13 +115,11 @@ def test_non_paper_port_is_a_blocking_failure(tmp_path: Path, paper_sim: object)
 
 
 def test_gateway_absent_fails_with_fix(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free_port = probe.getsockname()[1]
-    result = run_preflight(write_config(tmp_path, free_port))
+    port = free_port()
+    result = run_preflight(write_config(tmp_path, port))
     assert result.returncode == 1
     line = line_of(result.stdout, "Gateway port reachable")
-    assert line.startswith("[FAIL]") and str(free_port) in line
+    assert line.startswith("[FAIL]") and str(port) in line
     assert "FIX: start IB Gateway" in result.stdout
     assert line_of(result.stdout, "API handshake").startswith("[FAIL]")
     # host checks still ran

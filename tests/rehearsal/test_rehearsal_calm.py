@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rehearsal_support import Scraper, alert_intervals
+from support.rehearsal import Scraper, alert_intervals
 
 from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions

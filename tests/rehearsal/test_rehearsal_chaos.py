@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rehearsal_support import ScrapeLog, Scraper, alert_intervals
+from support.rehearsal import ScrapeLog, Scraper, alert_intervals
 
 from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions, RehearsalResult

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from ib_async import IB
-from simhelpers import connect
+from support.sim import connect
 
 from simulator.testing import SimHandle, running_simulator
 

@@ -7,7 +7,7 @@ import datetime as dt
 import time
 
 from ib_async import MarketOrder, Stock
-from simhelpers import connect
+from support.sim import connect
 
 from gatewatch.market_calendar import NYSE
 from simulator.testing import running_simulator

@@ -13,8 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from simhelpers import connect
+from support.sim import connect
 
+from gatewatch.localstack.net import free_port
 from simulator.scenario import load_scenario
 from simulator.testing import SimHandle, running_simulator
 
@@ -86,9 +87,7 @@ def test_durations() -> None:
 
 
 def test_python_m_simulator_starts_and_stops() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import struct
 
-from simhelpers import connect, frame, raw_hello, read_msg
+from support.sim import connect, frame, raw_hello, read_msg
 
 from simulator.testing import SimHandle
 

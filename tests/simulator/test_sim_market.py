@@ -7,7 +7,7 @@ import time
 
 import pytest
 from ib_async import IB, Stock
-from simhelpers import connect
+from support.sim import connect
 
 from simulator.testing import SimHandle
 

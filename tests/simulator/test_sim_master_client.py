@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from ib_async import IB, LimitOrder, MarketOrder, Stock, Trade
-from simhelpers import connect
+from support.sim import connect
 
 from simulator.testing import SimHandle, running_simulator
 

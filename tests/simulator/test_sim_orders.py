@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Option, Stock, Trade
-from simhelpers import connect
+from support.sim import connect
 
 from simulator.testing import SimHandle
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from ib_async import IB, Option, Stock
-from simhelpers import connect, raw_hello, read_msg
+from support.sim import connect, raw_hello, read_msg
 
 from simulator.testing import SimHandle, running_simulator
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-import promstack
+from support import promstack
 
 pytestmark = pytest.mark.skipif(bool(promstack.binaries_missing()),
                                 reason=f"missing binaries: {promstack.binaries_missing()}")

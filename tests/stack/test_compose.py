@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from support.stack import ROOT, http_get, wait_until
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_native_stack_support import ROOT, free_port, http_get, wait_until
+from gatewatch.localstack.net import free_port
 
 BIN = Path(sys.executable).parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -15,15 +15,12 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_native_stack_support import (
+from support.stack import (
     ROOT,
     StackRun,
     http_get,

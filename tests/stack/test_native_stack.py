@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.stack import ROOT, http_get, require_prometheus, start_stack, wait_until
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_native_stack_support import ROOT, free_port, http_get, require_prometheus, start_stack, wait_until
-
+from gatewatch.localstack.net import free_port
 from gatewatch.stack import render_prometheus_config
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-import promstack
+from support import promstack
 
 from exporter.metrics import Metrics
 from gatewatch.config import load_config

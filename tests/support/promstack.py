@@ -2,10 +2,8 @@
 
 Why a shared helper: the rule tests, the end-to-end alert test, the dashboard and evidence tests
 all need the same real binaries started the same careful way (fresh data folders, loopback only,
-Alertmanager clustering off, readiness waited for). Import it with::
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-    import promstack
+Alertmanager clustering off, readiness waited for). Import it with ``from support import promstack``
+(pyproject's pytest ``pythonpath`` puts tests/ on the path).
 
 The *test overlay* is generated from the production files (prometheus/prometheus.yml,
 prometheus/rules/*.yml, alertmanager/alertmanager.yml.tmpl via alertmanager/render.sh) with
@@ -20,7 +18,6 @@ import email.policy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -36,6 +33,8 @@ from typing import Any
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gatewatch.localstack.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "prometheus"
@@ -60,13 +59,6 @@ def binaries_missing() -> list[str]:
     """Names of the needed binaries that are not on PATH (for pytest skip reasons)."""
     names = ["prometheus", "promtool", "prometheus-alertmanager", "amtool"]
     return [n for n in names if shutil.which(n) is None]
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

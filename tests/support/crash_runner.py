@@ -1,6 +1,6 @@
-"""A probe runner that stops mid-probe and waits to be SIGKILLed (used by test_crash_recovery).
+"""A probe runner that stops mid-probe and waits to be SIGKILLed (used by test_recovery_and_flatten).
 
-Usage: python crash_runner.py CONFIG_JSON {resting|filled}; prints READY once the state is set.
+Usage: python -m support.crash_runner CONFIG_JSON {resting|filled}; prints READY once the state is set.
 """
 
 from __future__ import annotations
