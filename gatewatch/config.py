@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from gatewatch.durations import parse_duration as parse_duration  # re-exported: config's callers use it
 
 DEFAULT_CONFIG_PATH = Path("config/gatewatch.yaml")
 GATEWAY_ENV = "GATEWATCH_GATEWAY"
@@ -27,32 +28,6 @@ DEFAULT_EXPORTER_PORT = 14002
 
 PAPER_GATEWAY_PORTS = (4002, 7497)
 """IB Gateway paper 4002, TWS paper 7497 (live: 4001 and 7496)."""
-
-_DURATION_RE = re.compile(
-    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$"
-)
-
-
-def parse_duration(value: Any) -> float:
-    """Turn ``"90s"``, ``"2m"``, ``"1h30m"``, ``"250ms"`` or a number (seconds) into seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s', '2m', '1h30m'")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        match = _DURATION_RE.match(text)
-        if match and any(match.groups()):
-            hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
-            return hours * 3600 + minutes * 60 + seconds + millis / 1000
-    raise ValueError(f"not a duration: {value!r} (use seconds or strings like '30s', '2m', '1h30m', '250ms')")
-
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]

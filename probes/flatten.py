@@ -17,6 +17,7 @@ from ib_async import IB, LimitOrder, Order
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.ib.connect import connect
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE, JournalError
@@ -146,11 +147,9 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
 
 async def _cancel_as_client(config: GatewatchConfig, client_id: int, orders: list[Order]) -> list[str]:
     """Cancel another client's orders by id from a short connection under its client id."""
-    gw = config.gateway
     ib = IB()
-    ib.RequestTimeout = gw.request_timeout
     try:
-        await ib.connectAsync(gw.host, gw.port, clientId=client_id, timeout=gw.connect_timeout)
+        await connect(ib, config.gateway, client_id)
     except (ConnectionError, TimeoutError, OSError) as exc:
         return [
             f"NOT cancelled {len(orders)} order(s) of client {client_id}: cannot connect as that client "

@@ -17,12 +17,15 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from ib_async import IB
 from loguru import logger
 
 from gatewatch.config import GatewayConfig
+from gatewatch.ib.account import is_managed, the_account
+from gatewatch.ib.clock import MIN_SPACING
+from gatewatch.ib.clock import TimeSample as TimeSample  # re-exported for the time-sample listeners
+from gatewatch.ib.connect import Client, connect
 
 Listener = Callable[[], Awaitable[None] | None]
 ErrorListener = Callable[[int, int, str], None]
@@ -120,20 +123,10 @@ class GatewaySession:
     async def _connect(self) -> None:
         self._lost.clear()
         cfg = self.config
-        # connectAsync's own timeout covers the handshake and each sync request; the outer bound
-        # catches a Gateway that accepts and then says nothing at all.
-        await asyncio.wait_for(
-            self.ib.connectAsync(
-                cfg.host, cfg.port, clientId=cfg.client_id, timeout=cfg.connect_timeout,
-                readonly=True, account=cfg.account or "",
-            ),
-            cfg.connect_timeout * 3,
-        )
-        if not self.ib.isConnected():
-            raise ConnectionError("connection closed during synchronisation")
+        await connect(self.ib, cfg, Client.EXPORTER, readonly=True)
         accounts = self.ib.managedAccounts()
-        self.account = cfg.account or (accounts[0] if accounts else "")
-        if cfg.account and cfg.account not in accounts:
+        self.account = the_account(cfg.account, accounts)
+        if cfg.account and not is_managed(cfg.account, accounts):
             logger.error("configured account {} is not managed by this Gateway (it manages {})",
                          cfg.account, ", ".join(accounts) or "none")
         self.connected = True
@@ -203,19 +196,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-@dataclass(frozen=True)
-class TimeSample:
-    """One answered current-time request: local wall-clock send and receive, server whole second."""
-
-    sent: float
-    received: float
-    server_seconds: int
-
-    @property
-    def rtt(self) -> float:
-        return self.received - self.sent
-
-
 class CurrentTimeRequester:
     """The one way gatewatch asks the Gateway for the time.
 
@@ -224,7 +204,7 @@ class CurrentTimeRequester:
     requests. Hence: one request at a time, sends spaced more than a second apart, every wait bounded.
     """
 
-    MIN_SPACING = 1.1
+    MIN_SPACING = MIN_SPACING
 
     def __init__(self, session: GatewaySession, timeout: float) -> None:
         self.session = session

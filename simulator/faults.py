@@ -7,10 +7,11 @@ what a valid fault looks like and which ones are active at a given instant.
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from gatewatch.durations import parse_duration as parse_duration  # one duration grammar for all files
 
 FARM_TEXT = {
     2103: "Market data farm connection is broken:{farm}",
@@ -44,35 +45,6 @@ FAULTS: dict[str, tuple[set[str], bool]] = {
     "manual_trade": ({"symbol", "qty", "price"}, False),
     "price_jump": ({"symbol", "pct"}, False),
 }
-
-_DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
-def parse_duration(value: Any) -> float:
-    """'10s', '2m', '1h30m', '500ms' or a bare number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration: {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration: {value!r}")
-        return float(value)
-    text = str(value).strip().lower().replace(" ", "")
-    if not text:
-        raise ValueError("empty duration")
-    pos, total = 0, 0.0
-    for m in _DUR.finditer(text):
-        if m.start() != pos:
-            raise ValueError(f"invalid duration: {value!r}")
-        n = float(m.group(1))
-        total += n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-        pos = m.end()
-    if pos != len(text):
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"invalid duration: {value!r} (use e.g. 10s, 2m, 1h30m)") from None
-    return total
-
 
 @dataclass
 class Fault:

@@ -1,15 +1,16 @@
 """Gateway-side checks over the TWS API: reachability, handshake, paper account, funds, positions,
 open orders, clock skew against IB time and the probe instrument.
 
-Why its own client id (``gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET``): preflight runs while the
-exporter and the probes may already be connected; a duplicate id would be refused (error 326) and
-could knock one of them off. The connection is read-only: preflight never sends an order.
+Why its own client id (see :mod:`gatewatch.ib.connect`): preflight runs while the exporter and the
+probes may already be connected; a duplicate id would be refused (error 326) and could knock one of
+them off. The connection is read-only: preflight never sends an order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -22,51 +23,18 @@ from loguru import logger
 
 from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.config import GatewatchConfig
+from gatewatch.ib.account import the_account
+from gatewatch.ib.clock import MIN_SPACING, ClockEstimator, TimeSample
+from gatewatch.ib.connect import Client, client_id
+from gatewatch.ib.connect import connect as connect_client
 from probes.active.journal import JournalError, JournalReader
 
-PREFLIGHT_CLIENT_ID_OFFSET = 10
 CLOCK_SAMPLES = 4
-CLOCK_SPACING_SECONDS = 1.25
-"""More than 1 s apart (IB answers one time request per server second), and a quarter second off
-whole seconds so successive samples cut the one-second resolution into quarters."""
+CLOCK_TIMEOUT = 3.0
 
 
 def preflight_client_id(config: GatewatchConfig) -> int:
-    return config.gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET
-
-
-@dataclass
-class SkewBound:
-    """Host clock minus IB clock lies in [low, high] (seconds)."""
-
-    low: float
-    high: float
-    samples: int = 0
-
-    @property
-    def estimate(self) -> float:
-        return (self.low + self.high) / 2
-
-    @property
-    def worst(self) -> float:
-        return max(abs(self.low), abs(self.high))
-
-    @property
-    def best(self) -> float:
-        return 0.0 if self.low <= 0 <= self.high else min(abs(self.low), abs(self.high))
-
-
-def skew_bound(samples: list[tuple[float, float, int]]) -> SkewBound | None:
-    """Intersect per-sample bounds. A sample (sent, received, server second S) says the host read
-    between ``sent`` and ``received`` while IB's clock read [S, S+1): skew in [sent-S-1, received-S]."""
-    if not samples:
-        return None
-    low = max(sent - server - 1 for sent, _, server in samples)
-    high = min(received - server for _, received, server in samples)
-    if low > high:  # inconsistent samples (host clock stepped meanwhile): report the union instead
-        low = min(sent - server - 1 for sent, _, server in samples)
-        high = max(received - server for _, received, server in samples)
-    return SkewBound(low, high, len(samples))
+    return client_id(config.gateway, Client.PREFLIGHT)
 
 
 @dataclass
@@ -97,8 +65,7 @@ async def check_tcp(host: str, port: int, timeout: float) -> CheckResult:
 
 async def connect(ib: IB, config: GatewatchConfig) -> CheckResult:
     name = "API handshake"
-    gateway = config.gateway
-    client_id = preflight_client_id(config)
+    number = preflight_client_id(config)
     errors: list[str] = []
 
     def on_error(req_id: int, code: int, message: str, contract: object) -> None:
@@ -107,26 +74,19 @@ async def connect(ib: IB, config: GatewatchConfig) -> CheckResult:
 
     ib.errorEvent += on_error
     try:
-        await ib.connectAsync(
-            gateway.host,
-            gateway.port,
-            clientId=client_id,
-            timeout=gateway.connect_timeout,
-            readonly=True,
-            account=gateway.account or "",
-        )
+        await connect_client(ib, config.gateway, Client.PREFLIGHT, readonly=True)
     except (OSError, TimeoutError, ConnectionError) as exc:
         why = "; ".join(errors) or f"{type(exc).__name__}: {exc}"
         return failed(
             name,
-            f"no API session with client id {client_id}: {why}",
+            f"no API session with client id {number}: {why}",
             "check the Gateway is logged in, 'Enable ActiveX and Socket Clients' is on, this host is "
-            f"trusted, and client id {client_id} is free (error 326 means it is in use)",
+            f"trusted, and client id {number} is free (error 326 means it is in use)",
         )
     finally:
         ib.errorEvent -= on_error
     version = ib.client.serverVersion()
-    return passed(name, f"connected read-only as client id {client_id}, server version {version}")
+    return passed(name, f"connected read-only as client id {number}, server version {version}")
 
 
 def check_paper(ib: IB, config: GatewatchConfig) -> list[CheckResult]:
@@ -257,36 +217,38 @@ async def check_positions_orders(ib: IB, config: GatewatchConfig) -> list[CheckR
     return results
 
 
-async def sample_clock(
-    ib: IB, samples: int = CLOCK_SAMPLES, spacing: float = CLOCK_SPACING_SECONDS, timeout: float = 3.0
-) -> list[tuple[float, float, int]]:
-    """Time requests spaced > 1 s apart, each time-boxed (ib_async's request has no timeout)."""
-    taken: list[tuple[float, float, int]] = []
+async def sample_clock(ib: IB, samples: int = CLOCK_SAMPLES, timeout: float = CLOCK_TIMEOUT) -> ClockEstimator:
+    """Time requests spaced as the Gateway allows, each aimed at the predicted tick of IB's second
+    (as the exporter's clock probe does), each time-boxed (ib_async's request has no timeout)."""
+    estimator = ClockEstimator()
+    rtt, last_sent = 0.0, -math.inf
     for index in range(samples):
-        if index:
-            await asyncio.sleep(spacing)
-        sent = time.time()
+        send_at = estimator.next_send_time(max(time.time(), last_sent + MIN_SPACING), rtt)
+        await asyncio.sleep(max(0.0, send_at - time.time()))
+        last_sent = sent = time.time()
         try:
             server = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout)
         except TimeoutError:
             logger.warning("current-time request {} unanswered within {} s", index + 1, timeout)
             continue
-        taken.append((sent, time.time(), int(server.timestamp())))
-    return taken
+        sample = TimeSample(sent, time.time(), int(server.timestamp()))
+        rtt = sample.rtt
+        estimator.add(sample)
+    return estimator
 
 
 async def check_clock(ib: IB, config: GatewatchConfig) -> CheckResult:
     name = "clock skew against IB server time"
     limit = config.preflight.max_clock_skew
-    bound = skew_bound(await sample_clock(ib))
-    if bound is None:
+    bound = await sample_clock(ib)
+    if not bound.known:
         return failed(
             name,
             "the Gateway answered no current-time request",
             "check the Gateway is responsive (restart it if it stays silent)",
         )
     detail = (
-        f"host minus IB between {bound.low:+.2f} s and {bound.high:+.2f} s "
+        f"host minus IB between {bound.lo:+.2f} s and {bound.hi:+.2f} s "
         f"({bound.samples} samples, IB time has 1 s resolution)"
     )
     fix = "synchronise the host clock (chrony/systemd-timesyncd) and re-run preflight"
@@ -369,7 +331,6 @@ async def gateway_checks(config: GatewatchConfig, today: date) -> list[CheckResu
             for n in skipped
         ]
     ib = IB()
-    ib.RequestTimeout = gateway.request_timeout
     try:
         results.append(await connect(ib, config))
         if results[-1].blocks:
@@ -377,7 +338,7 @@ async def gateway_checks(config: GatewatchConfig, today: date) -> list[CheckResu
                 failed(n, "not checked: no API session", "fix the API handshake first") for n in skipped[1:]
             ]
         results += check_paper(ib, config)
-        account = gateway.account or (ib.managedAccounts() or [""])[0]
+        account = the_account(gateway.account, ib.managedAccounts())
         steps: list[tuple[str, Callable[[], Awaitable[CheckResult | list[CheckResult]]]]] = [
             ("net liquidation", lambda: check_net_liquidation(ib, config, account)),
             ("positions and open orders", lambda: check_positions_orders(ib, config)),

@@ -5,10 +5,7 @@ None of these needs the Gateway, so they run (and report) even when it is down.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,58 +13,24 @@ import psutil
 
 from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.config import GatewatchConfig
+from gatewatch.ib.ntp import NtpStatus, host_ntp_status
 from gatewatch.market_calendar import EASTERN, NYSE
 
-TIME_ERROR = 5
-"""adjtimex() return value meaning "clock not synchronised" (Linux, <sys/timex.h>)."""
 
-
-def _timedatectl_synchronized() -> bool | None:
-    try:
-        out = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=3,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = out.stdout.strip().lower()
-    return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
-
-
-def _adjtimex_synchronized() -> bool | None:
-    """Read the kernel's clock state without changing it (modes = 0)."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        buffer = ctypes.create_string_buffer(512)  # larger than struct timex; zeroed: read-only query
-        state = int(libc.adjtimex(buffer))
-    except (OSError, AttributeError):
-        return None
-    if state < 0:
-        return None
-    return state != TIME_ERROR
-
-
-def check_ntp() -> CheckResult:
-    """The host's own view of its clock: timedatectl where systemd runs, else the kernel's adjtimex."""
+def check_ntp(status: NtpStatus | None = None) -> CheckResult:
+    """The host's own view of its clock (:func:`gatewatch.ib.ntp.host_ntp_status`, as the exporter)."""
     name = "host clock NTP-synchronised"
-    for source, reader in (("timedatectl", _timedatectl_synchronized), ("adjtimex", _adjtimex_synchronized)):
-        state = reader()
-        if state is True:
-            return passed(name, f"{source}: synchronised")
-        if state is False:
-            return failed(
-                name,
-                f"{source}: NOT synchronised",
-                "enable NTP (timedatectl set-ntp true, or chrony/systemd-timesyncd) and wait until "
-                "it reports synchronised",
-                blocking=False,
-            )
+    status = status or host_ntp_status()
+    if status.synchronised is True:
+        return passed(name, f"{status.source}: synchronised")
+    if status.synchronised is False:
+        return failed(
+            name,
+            f"{status.source}: NOT synchronised",
+            "enable NTP (timedatectl set-ntp true, or chrony/systemd-timesyncd) and wait until "
+            "it reports synchronised",
+            blocking=False,
+        )
     return CheckResult(name, "info", "NTP status not readable here; relying on the IB time comparison")
 
 

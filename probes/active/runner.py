@@ -20,6 +20,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
+from gatewatch.ib.connect import Client, connect
 from probes.active import order_probes, request_probes
 from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused, PaperGuard
@@ -85,11 +86,7 @@ def probe_timeout(config: GatewatchConfig) -> float:
 
 async def connect_probe_client(ib: IB, config: GatewatchConfig) -> None:
     """Connect on the probes' own client id, with every request time-boxed."""
-    gw = config.gateway
-    ib.RequestTimeout = gw.request_timeout
-    await ib.connectAsync(
-        gw.host, gw.port, clientId=gw.probe_client_id, timeout=gw.connect_timeout, account=gw.account or ""
-    )
+    await connect(ib, config.gateway, Client.PROBES)
 
 
 class ActiveSession:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatewatch.checks.gateway import skew_bound
+from gatewatch.ib.clock import ClockEstimator, TimeSample
 from gatewatch.localstack.net import free_port
 from simulator import running_simulator
 
@@ -153,14 +153,20 @@ def test_probe_leftover_order_is_reported(tmp_path: Path, paper_sim: object) -> 
     assert "gatewatch flatten" in result.stdout
 
 
-def test_skew_bound_intersects_one_second_samples() -> None:
+def test_skew_interval_intersects_one_second_samples() -> None:
     # host 0.3 s ahead; IB seconds truncate; samples land at different fractions of a second
-    samples = []
-    for sent in (1000.05, 1001.30, 1002.55, 1003.80):
-        true_ib = sent - 0.3
-        samples.append((sent, sent + 0.01, int(true_ib)))
-    bound = skew_bound(samples)
-    assert bound is not None
-    assert bound.low <= 0.3 <= bound.high
-    assert bound.high - bound.low < 0.35
-    assert skew_bound([]) is None
+    samples = [TimeSample(sent, sent + 0.01, int(sent - 0.3)) for sent in (1000.05, 1001.30, 1002.55, 1003.80)]
+    bound = ClockEstimator.of(samples)
+    assert bound.lo <= 0.3 <= bound.hi
+    assert bound.hi - bound.lo < 0.35
+    assert bound.samples == 4
+    assert not ClockEstimator.of([]).known
+
+
+def test_a_clock_step_during_preflight_judges_the_clocks_as_they_are_now() -> None:
+    """The exporter's rule won: after a contradiction the newest sample alone counts, not the union."""
+    before = [TimeSample(t, t + 0.01, int(t - 0.3)) for t in (1000.05, 1001.30)]
+    after = [TimeSample(t, t + 0.01, int(t - 5.3)) for t in (1002.55, 1003.80)]  # host clock stepped 5 s
+    bound = ClockEstimator.of(before + after)
+    assert bound.resets == 1
+    assert bound.lo <= 5.3 <= bound.hi and bound.best > 4  # not a union reaching back to 0.3
