@@ -8,18 +8,17 @@ to the simulator. A misspelt metric or label fails the test as "no data", not si
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
+import dashgen  # grafana/ is on pytest's pythonpath
 import pytest
 import yaml
+from dashgen.queries import gate_query
 from support.stack import (
     ROOT,
     StackRun,
@@ -39,17 +38,7 @@ GRAFANA_VARIABLES = {
 }
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboards", ROOT / "grafana" / "build_dashboards.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-builder = _load_builder()
-DASHBOARDS: dict[str, dict[str, Any]] = builder.build()
+DASHBOARDS: dict[str, dict[str, Any]] = dashgen.build()
 
 
 def substitute(expr: str) -> str:
@@ -61,7 +50,7 @@ def substitute(expr: str) -> str:
 
 def all_targets() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     for name, model in DASHBOARDS.items():
-        for panel, target in builder.iter_targets(model):
+        for panel, target in dashgen.iter_targets(model):
             yield name, panel, target
 
 
@@ -70,7 +59,7 @@ def test_committed_json_is_what_the_generator_produces() -> None:
     assert committed == sorted(DASHBOARDS), "run python grafana/build_dashboards.py and commit its output"
     for name, model in DASHBOARDS.items():
         text = (DASHBOARD_DIR / name).read_text(encoding="utf-8")
-        assert text == builder.render_json(model), f"{name} is stale: run python grafana/build_dashboards.py"
+        assert text == dashgen.render_json(model), f"{name} is stale: run python grafana/build_dashboards.py"
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -130,13 +119,13 @@ def test_every_gate_has_a_pass_fail_panel_built_from_gates_yml() -> None:
 
 def test_allow_empty_list_names_real_panels_only() -> None:
     titles = {panel["title"] for _, panel, _ in all_targets()}
-    assert set(builder.ALLOW_EMPTY) <= titles, "stale entries in ALLOW_EMPTY"
-    assert len(builder.ALLOW_EMPTY) <= 8, "keep the allow-empty list short"
+    assert set(dashgen.ALLOW_EMPTY) <= titles, "stale entries in ALLOW_EMPTY"
+    assert len(dashgen.ALLOW_EMPTY) <= 8, "keep the allow-empty list short"
 
 
 def test_gate_query_rejects_an_unparseable_criterion() -> None:
     with pytest.raises(ValueError, match="pass_if"):
-        builder.gate_query("up", "about 5")
+        gate_query("up", "about 5")
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,9 +169,9 @@ def _metric_known(stack: StackRun, name: str, recorded: set[str]) -> bool:
 
 @pytest.mark.e2e
 def test_every_panel_query_runs_and_returns_data(stack: StackRun) -> None:
-    gate_titles = {g["title"] for g in builder.load_gates()}
+    gate_titles = {g["title"] for g in dashgen.load_gates()}
     queries = [(name, panel["title"], target) for name, panel, target in all_targets()]
-    expected = [(n, t, tgt) for n, t, tgt in queries if t not in builder.ALLOW_EMPTY and t not in gate_titles]
+    expected = [(n, t, tgt) for n, t, tgt in queries if t not in dashgen.ALLOW_EMPTY and t not in gate_titles]
 
     def missing() -> list[str]:
         return [f"{name} / {title} [{target['refId']}]: {substitute(target['expr'])}"
@@ -220,7 +209,7 @@ def test_gate_panels_judge_a_healthy_simulated_session(stack: StackRun) -> None:
     """
     panels = {p["title"]: p for p in DASHBOARDS["session.json"]["panels"] if p["type"] == "stat"}
     verdicts: dict[str, str] = {}
-    for gate in builder.load_gates():
+    for gate in dashgen.load_gates():
         result = stack.query(substitute(panels[gate["title"]]["targets"][0]["expr"]))
         assert result["status"] == "success", result
         values = {s["value"][1] for s in result["data"]["result"]}
@@ -230,3 +219,14 @@ def test_gate_panels_judge_a_healthy_simulated_session(stack: StackRun) -> None:
                     "memory_bounded", "positions_reconciled", "no_critical_alerts"):
         assert verdicts[gate_id] == "pass", f"{gate_id}: {verdicts}"
     assert verdicts["order_probes_ran"] == "fail", verdicts
+
+
+def test_generator_sdk_is_the_release_for_composes_grafana() -> None:
+    """The SDK's builders are typed against one Grafana version's schema: the one compose runs."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    sdk = re.search(r'"grafana-foundation-sdk==\d+!(\d+)\.(\d+)\.\d+"', pyproject)
+    assert sdk, "grafana-foundation-sdk must be pinned exactly"
+    image = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]["grafana"]["image"]
+    grafana = re.fullmatch(r"grafana/grafana:(\d+)\.(\d+)\.\d+", image)
+    assert grafana, image
+    assert sdk.groups() == grafana.groups(), f"SDK for Grafana {'.'.join(sdk.groups())}, compose runs {image}"
