@@ -22,6 +22,7 @@ from ib_async import IB, Contract, Option, Stock
 from loguru import logger
 
 from gatewatch.checks import CheckResult, failed, passed
+from gatewatch.checks.paper import judge_paper
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.account import the_account
 from gatewatch.ib.clock import MIN_SPACING, ClockEstimator, TimeSample
@@ -90,53 +91,8 @@ async def connect(ib: IB, config: GatewatchConfig) -> CheckResult:
 
 
 def check_paper(ib: IB, config: GatewatchConfig) -> list[CheckResult]:
-    """The account id must look like paper (D...), and the port must be a configured paper port."""
-    accounts = ib.managedAccounts()
-    gateway = config.gateway
-    account = gateway.account or (accounts[0] if accounts else "")
-    results = []
-    name = "account is paper"
-    if gateway.account and gateway.account not in accounts:
-        results.append(
-            failed(
-                name,
-                f"gateway.account {gateway.account} is not among the managed accounts "
-                f"{', '.join(accounts) or '(none)'}",
-                "log the Gateway into the paper user, or correct gateway.account",
-            )
-        )
-    elif not account.startswith("D"):
-        results.append(
-            failed(
-                name,
-                f"account {account or '(none)'} does not start with D: this looks like a LIVE account",
-                "log IB Gateway into the PAPER trading user (TRADING_MODE=paper with IBC); paper "
-                "account ids start with D, e.g. DU1234567",
-            )
-        )
-    elif not gateway.paper:
-        results.append(
-            failed(
-                name,
-                f"account {account} looks like paper but gateway.paper is false",
-                "set gateway.paper: true once you have confirmed the Gateway is the paper one",
-            )
-        )
-    else:
-        results.append(passed(name, f"account {account} (paper id); gateway.paper is true"))
-    name = "port is a paper port"
-    if gateway.port in gateway.paper_ports:
-        results.append(passed(name, f"port {gateway.port} is in gateway.paper_ports {gateway.paper_ports}"))
-    else:
-        results.append(
-            failed(
-                name,
-                f"port {gateway.port} is not in gateway.paper_ports {gateway.paper_ports}",
-                "connect to the paper port (IB Gateway 4002, TWS 7497; live ones are 4001 and "
-                "7496) or list this port in gateway.paper_ports if it maps to a paper Gateway",
-            )
-        )
-    return results
+    """The guard's paper rule on this connection's real port and managed accounts."""
+    return judge_paper(config.gateway, int(getattr(ib.client, "port", -1)), ib.managedAccounts())
 
 
 async def check_net_liquidation(ib: IB, config: GatewatchConfig, account: str) -> CheckResult:

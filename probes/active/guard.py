@@ -19,6 +19,7 @@ from loguru import logger
 
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
+from gatewatch.ib.account import the_account
 from probes.active.journal import PROBE_SCOPE, Journal
 
 
@@ -81,7 +82,7 @@ def paper_verdict(
     ``port_not_paper``, ``account_unknown``, ``account_not_paper``.
     """
     accounts = [a for a in managed_accounts if a]
-    account = configured_account or (accounts[0] if accounts else "")
+    account = the_account(configured_account, accounts)
     if not paper:
         return PaperVerdict(account, "paper_false", "gateway.paper is false: orders only go to a paper Gateway")
     if port not in paper_ports:
@@ -154,7 +155,7 @@ class PaperGuard:
     @property
     def account(self) -> str:
         """The account the probes trade: the configured one, else the first managed account."""
-        return self.config.gateway.account or (self.ib.managedAccounts() or [""])[0]
+        return the_account(self.config.gateway.account, self.ib.managedAccounts())
 
     def check_paper(self) -> str:
         """Raise :class:`OrderRefused` unless this connection is certainly paper (:func:`paper_verdict`).
