@@ -250,6 +250,9 @@ class Metrics:
             "gatewatch_probe_open_orders", "Probe orders still open according to the journal.", registry=r)
         self.probe_positions = Gauge(
             "gatewatch_probe_positions", "Probe positions still held according to the journal.", registry=r)
+        self.probe_position_disagreements = Gauge(
+            "gatewatch_probe_position_disagreements",
+            "Contracts where the probes' journal and the Gateway disagree on what the probes hold.", registry=r)
         self.pacing_backoffs = Counter(
             "gatewatch_pacing_backoffs_total", "Back-offs after a pacing error (100 or 162).", ["code"],
             registry=r)

@@ -4,6 +4,13 @@ Why two scopes: the default touches only what the probes own (journal + orderRef
 safe while the trading bot runs. ``--all`` is the paper account's emergency stop: every open order
 (cancelled one by one, by id: a global cancel is never sent) and every position, after the paper
 checks and an explicit confirmation.
+
+Where the journal and the Gateway disagree on what the probes hold (see probes.active.holdings),
+the default lists the disagreement and the repair it would make, and exits 1; ``--repair`` makes
+it after a confirmation: buy back a short the probes' sells caused (never more than the Gateway
+shows short) and write off, in the journal only, a probe position the Gateway no longer shows.
+It never sells a long it cannot prove is the probes'. Closes, cancels and repairs are not held
+back by the hourly order cap (only risk-increasing orders are); the paper rule still applies.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from gatewatch.ib.connect import connect
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE, JournalError
-from probes.active.orders import marketable_buy_limit, marketable_sell_limit
+from probes.active.orders import ProbeFailure, marketable_buy_limit, marketable_sell_limit
 from probes.active.runner import ActiveSession
 
 
@@ -35,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="every open order and position on the PAPER account, not only the probes'",
     )
     parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="repair what the probes caused where the journal and the Gateway disagree (asks first)",
+    )
+    parser.add_argument(
         "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
     )
 
@@ -42,14 +54,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(config.exporter.log_level, config.exporter.log_json)
-    if args.all and not args.yes and not _confirmed():
+    if args.all and not args.yes and not _confirmed(ALL_QUESTION):
         print(
             "gatewatch flatten: --all not confirmed; nothing done (use --yes to skip the prompt)",
             file=sys.stderr,
         )
         return 1
+    if args.repair and not args.yes and not _confirmed(REPAIR_QUESTION):
+        print(
+            "gatewatch flatten: --repair not confirmed; nothing done (use --yes to skip the prompt)",
+            file=sys.stderr,
+        )
+        return 1
     try:
-        done = asyncio.run(flatten(config, everything=args.all))
+        done = asyncio.run(flatten(config, everything=args.all, repair=args.repair))
     except OrderRefused as exc:
         print(f"gatewatch flatten: refused ({exc.reason}): {exc}", file=sys.stderr)
         return 1
@@ -61,15 +79,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for line in done or ["nothing to do"]:
         print(line)
-    return 0
+    return 1 if any(line.startswith(NOT_DONE) for line in done) else 0
 
 
-def _confirmed() -> bool:
-    print(
-        "Cancel EVERY open order and close EVERY position on this paper account? Type 'yes': ",
-        end="",
-        flush=True,
-    )
+NOT_DONE = "NOT "
+"""Lines starting so name something left for a human; flatten then exits 1."""
+ALL_QUESTION = "Cancel EVERY open order and close EVERY position on this paper account?"
+REPAIR_QUESTION = (
+    "Repair where the probes' journal and the Gateway disagree (buy back shorts the probes caused, "
+    "write off probe positions the Gateway no longer shows)?"
+)
+
+
+def _confirmed(question: str) -> bool:
+    print(f"{question} Type 'yes': ", end="", flush=True)
     try:
         answer = sys.stdin.readline()
     except (OSError, ValueError):
@@ -77,15 +100,67 @@ def _confirmed() -> bool:
     return answer.strip().lower() == "yes"
 
 
-async def flatten(config: GatewatchConfig, *, everything: bool = False) -> list[str]:
+async def flatten(config: GatewatchConfig, *, everything: bool = False, repair: bool = False) -> list[str]:
     """Flatten probe orders/positions (default) or everything on the paper account."""
     async with ActiveSession(config) as session:
         session.guard.check_paper()
         done = await session.orders.cleanup(probe="flatten")
+        done += await _disagreements(session, repair=repair)
         if everything:
             done += await _flatten_everything(session)
         session.update_gauges()
         return done
+
+
+async def _disagreements(session: ActiveSession, *, repair: bool) -> list[str]:
+    """List (or, with ``repair``, make) the repair of each journal/Gateway disagreement."""
+    done: list[str] = []
+    orders, journal = session.orders, session.journal
+    for holding in (await orders.holdings()).values():
+        if holding.agrees:
+            continue
+        plan = []
+        if holding.repair_order:
+            plan.append(f"buy back {holding.repair_order:g} (a short the probes' sells caused)")
+        if holding.write_off:
+            plan.append(f"write off {holding.write_off:+g} in the journal (no order: the Gateway does not show it)")
+        if not repair:
+            done.append(f"{NOT_DONE}repaired: {holding.describe()}; `gatewatch flatten --repair` would "
+                        + " and ".join(plan))
+            continue
+        if holding.repair_order:
+            done.append(await _buy_back(session, holding.con_id, holding.repair_order))
+        if holding.write_off:
+            journal.write_off(holding.con_id, holding.write_off, f"flatten --repair: {holding.describe()}")
+            done.append(f"wrote off {holding.write_off:+g} of conId {holding.con_id} in the journal "
+                        f"({holding.describe()})")
+    if repair and done:
+        await orders.holdings()  # refresh the disagreement gauge
+    return done
+
+
+async def _buy_back(session: ActiveSession, con_id: int, quantity: float) -> str:
+    """Buy back (marketable, through the guard, uncapped by the hourly limit) a probe-caused short."""
+    contract = (await session.orders.held_by_gateway()).get(con_id, (None, 0.0))[0]
+    if contract is None:
+        return f"{NOT_DONE}bought back conId {con_id}: the Gateway no longer lists it"
+    contract.exchange = contract.exchange or "SMART"
+    remaining = quantity
+    while remaining > 1e-9:
+        lot = min(remaining, float(session.config.active.max_quantity))
+        try:
+            _, ask = await session.orders.quote(contract)
+            sent = await session.orders.send_limit(
+                contract, "BUY", marketable_buy_limit(ask), probe="repair", quantity=lot, reducing=True
+            )
+        except (OrderRefused, ProbeFailure) as exc:
+            return f"{NOT_DONE}bought back {remaining:g} {contract.localSymbol}: {exc}"
+        result = await session.orders.wait_done_or_filled(sent, session.config.active.fill_timeout)
+        if result.filled < lot:
+            await session.orders.cancel(sent)
+            return f"{NOT_DONE}bought back {remaining:g} {contract.localSymbol}: {result.status}"
+        remaining -= lot
+    return f"bought back {quantity:g} {contract.localSymbol or contract.symbol} (a short the probes caused)"
 
 
 async def _flatten_everything(session: ActiveSession) -> list[str]:
@@ -129,7 +204,7 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
                 price = marketable_sell_limit(bid) if action == "SELL" else marketable_buy_limit(ask)
                 order = LimitOrder(action, lot, price, tif="DAY")
                 await session.orders.pace()
-                sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE)
+                sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE, reducing=True)
             except OrderRefused as exc:
                 logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)
                 done.append(f"NOT closed {qty:g} {contract.localSymbol}: {exc}")

@@ -195,11 +195,14 @@ class PaperGuard:
         reference_price: float | None = None,
         order_ref: str | None = None,
         scope: str = PROBE_SCOPE,
+        reducing: bool = False,
     ) -> SentOrder:
         """Check limits, journal the intent, then send. ``reference_price`` prices MKT orders.
 
         ``scope`` is ``operator`` for closes of positions the probes did not open (flatten --all):
         the same checks and tag, but the journal keeps their fills out of the probes' position.
+        ``reducing`` marks a close (the caller has capped it by what is held): the hourly cap
+        does not apply to it, because refusing a close leaves risk on; everything else does.
         """
         active = self.config.active
         if order.totalQuantity > active.max_quantity:
@@ -217,7 +220,7 @@ class PaperGuard:
             self._refuse(
                 "notional", f"notional {notional:.2f} USD exceeds active.max_notional {active.max_notional:g}"
             )
-        return self._send(contract, order, probe=probe, order_ref=order_ref, scope=scope)
+        return self._send(contract, order, probe=probe, order_ref=order_ref, scope=scope, reducing=reducing)
 
     async def place_reject_test(
         self, contract: Contract, order: Order, *, probe: str, bid: float
@@ -273,6 +276,23 @@ class PaperGuard:
         self.journal.update_price(sent.order_ref, new_price)
         self.ib.placeOrder(sent.trade.contract, order)
 
+    def _check_reduces(self, contract: Contract, order: Order, scope: str) -> None:
+        """A probe order exempt from the hourly cap must shrink the journal's position, not flip it.
+
+        Why here as well as in the caller: the exemption must not become a way around the cap.
+        The caller has already checked the Gateway agrees (holdings); operator-scope closes
+        (flatten --all) are priced from the Gateway's own position and are checked by the caller.
+        """
+        if scope != PROBE_SCOPE:
+            return
+        net = self.journal.net_positions().get(contract.conId, 0.0)
+        signed = float(order.totalQuantity) * (1.0 if order.action == "BUY" else -1.0)
+        if not (net * signed < 0 and abs(signed) <= abs(net) + 1e-9):
+            self._refuse(
+                "not_reducing",
+                f"{order.action} {order.totalQuantity:g} is not a reduction of the probes' position {net:g}",
+            )
+
     def _check_rate(self) -> None:
         limit = self.config.active.max_orders_per_hour
         sent = self.journal.orders_since(time.time() - 3600)
@@ -282,10 +302,20 @@ class PaperGuard:
             )
 
     def _send(
-        self, contract: Contract, order: Order, *, probe: str, order_ref: str | None, scope: str = PROBE_SCOPE
+        self,
+        contract: Contract,
+        order: Order,
+        *,
+        probe: str,
+        order_ref: str | None,
+        scope: str = PROBE_SCOPE,
+        reducing: bool = False,
     ) -> SentOrder:
         account = self.check_paper()
-        self._check_rate()
+        if reducing:
+            self._check_reduces(contract, order, scope)
+        else:
+            self._check_rate()
         if not contract.conId:
             self._refuse("contract", "contract is not qualified (conId 0)")
         ref = order_ref or self.new_order_ref(probe)

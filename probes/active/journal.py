@@ -63,8 +63,17 @@ CREATE TABLE IF NOT EXISTS fills (
     price     REAL NOT NULL,
     at        REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS adjustments (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    con_id    INTEGER NOT NULL,
+    shares    REAL NOT NULL,
+    reason    TEXT NOT NULL,
+    at        REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS orders_created ON orders(created_at);
 """
+"""``adjustments`` are journal-only corrections of the probes' position (no order behind them): a
+position the journal lists but the Gateway no longer shows, written off by ``flatten --repair``."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,8 @@ class JournalReader:
         if _db is None and not self.path.exists():
             raise FileNotFoundError(f"no probe journal at {self.path}")
         self._db = _db if _db is not None else _connect(self.path, read_only=True)
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        self._adjusted = "adjustments" in tables  # journals written before write-offs existed have none
 
     def close(self) -> None:
         self._db.close()
@@ -202,11 +213,14 @@ class JournalReader:
         """Net probe position per conId, from the probes' fills (BOT adds, SLD subtracts).
 
         Fills of operator-scope orders are left out; so are fills whose order is not journalled.
+        Write-offs (``adjustments``) count: they are the probes' position the Gateway no longer had.
         """
+        adjusted = " UNION ALL SELECT con_id, shares FROM adjustments" if self._adjusted else ""
         rows = self._db.execute(
-            "SELECT f.con_id, SUM(CASE WHEN f.side = 'BOT' THEN f.shares ELSE -f.shares END)"
-            " FROM fills f JOIN orders o ON o.order_ref = f.order_ref"
-            " WHERE o.scope = ? GROUP BY f.con_id",
+            "SELECT con_id, SUM(q) FROM ("
+            "SELECT f.con_id AS con_id, CASE WHEN f.side = 'BOT' THEN f.shares ELSE -f.shares END AS q"
+            " FROM fills f JOIN orders o ON o.order_ref = f.order_ref WHERE o.scope = ?"
+            f"{adjusted}) GROUP BY con_id",
             (PROBE_SCOPE,),
         ).fetchall()
         return {int(con_id): float(net) for con_id, net in rows if abs(net) > 1e-9}
@@ -343,6 +357,14 @@ class Journal(JournalReader):
             "UPDATE orders SET limit_price = ?, updated_at = ? WHERE order_ref = ?",
             (limit_price, time.time(), order_ref),
         )
+
+    def write_off(self, con_id: int, shares: float, reason: str) -> None:
+        """Remove ``shares`` (signed, as held) from the probes' position without an order (fsynced)."""
+        with self._durable():
+            self._db.execute(
+                "INSERT INTO adjustments (con_id, shares, reason, at) VALUES (?, ?, ?, ?)",
+                (con_id, -shares, reason, time.time()),
+            )
 
     def record_fill(
         self, *, exec_id: str, order_ref: str, con_id: int, side: str, shares: float, price: float

@@ -25,6 +25,7 @@ from loguru import logger
 from exporter.metrics import Metrics
 from gatewatch.config import ActiveConfig
 from probes.active.guard import PaperGuard, SentOrder
+from probes.active.holdings import Holding, reconcile
 from probes.active.journal import Journal
 from probes.active.pacing import PacingGovernor
 
@@ -192,8 +193,9 @@ class ProbeOrders:
         probe: str,
         quantity: float = 1,
         order_ref: str | None = None,
+        reducing: bool = False,
     ) -> SentOrder:
-        """Send a DAY limit order through the guard.
+        """Send a DAY limit order through the guard (``reducing``: it only reduces what the probes hold).
 
         With ``order_ref`` this is a retry: if the journal or the Gateway (open orders, executions)
         already knows that ref, the existing order is returned and nothing is sent again.
@@ -210,7 +212,7 @@ class ProbeOrders:
             if self.journal.get(order_ref) is not None:
                 raise ProbeFailure(f"{order_ref} is journalled but unknown to the Gateway: not resending")
         order = LimitOrder(action, quantity, round_tick(price), tif="DAY")
-        sent = self.guard.place(contract, order, probe=probe, order_ref=order_ref)
+        sent = self.guard.place(contract, order, probe=probe, order_ref=order_ref, reducing=reducing)
         self.sent_at[sent.order_ref] = sent.sent_at
         return sent
 
@@ -227,10 +229,13 @@ class ProbeOrders:
         probe: str,
         quantity: float = 1,
         order_ref: str | None = None,
+        reducing: bool = False,
     ) -> SentOrder:
         """:meth:`limit`, after a pacing slot: the way every probe sends an order."""
         await self.pace()
-        return self.limit(contract, action, price, probe=probe, quantity=quantity, order_ref=order_ref)
+        return self.limit(
+            contract, action, price, probe=probe, quantity=quantity, order_ref=order_ref, reducing=reducing
+        )
 
     async def wait_done_or_filled(self, sent: SentOrder, timeout: float) -> FillResult:
         """Wait (events, not polling) until the order is fully filled or done, or ``timeout``."""
@@ -301,7 +306,16 @@ class ProbeOrders:
         (``gatewatch_order_close_escalations_total{probe}``, a loud log line) and is made marketable
         from the bid so nothing is left behind. The ``probe`` label lets the alert tell the close_retry
         probe's deliberate escalation from one that needs a human.
+
+        ``quantity`` may not exceed what the journal and the Gateway agree the probes hold
+        (:meth:`reducible`); asking for more fails loudly and sends nothing.
         """
+        held = await self.reducible(contract)
+        if quantity > held + 1e-9:
+            raise ProbeFailure(
+                f"refusing to sell {quantity:g} of {contract.localSymbol or contract.symbol}: the journal and "
+                f"the Gateway agree the probes hold {held:g}"
+            )
         reprices = 0
         wait = wait or self.active.close_retry_wait
         remaining = quantity
@@ -309,7 +323,7 @@ class ProbeOrders:
             lot = min(remaining, float(self.active.max_quantity))
             bid, _ = await self.quote(contract)
             price = first_price or marketable_sell_limit(bid)
-            sent = await self.send_limit(contract, "SELL", price, probe=probe, quantity=lot)
+            sent = await self.send_limit(contract, "SELL", price, probe=probe, quantity=lot, reducing=True)
             result = await self.wait_done_or_filled(sent, wait)
             attempt = 0
             while (
@@ -365,12 +379,49 @@ class ProbeOrders:
             if p.account == self.guard.account
         }
 
+    async def holdings(self, *, log: bool = True) -> dict[int, Holding]:
+        """The probes' holdings, journal against Gateway; exports (and loudly logs) disagreements."""
+        held = await self.held_by_gateway()
+        found = reconcile(self.journal.net_positions(), {c: q for c, (_, q) in held.items()})
+        bad = [h for h in found.values() if not h.agrees]
+        if self.metrics:
+            self.metrics.probe_position_disagreements.set(len(bad))
+        for h in bad if log else []:
+            logger.error(
+                "PROBE POSITION DISAGREEMENT {}: nothing will be sold or bought for it; "
+                "see `gatewatch flatten --repair`",
+                h.describe(),
+            )
+        return found
+
+    async def reducible(self, contract: Contract, grace: float | None = None) -> float:
+        """What a close may sell in ``contract``: the journal's position, if the Gateway agrees.
+
+        A disagreement is re-read for ``grace`` seconds (default ``cancel_timeout``) first: the
+        Gateway's position message can trail the execution report by a moment. Then it fails
+        loudly (ProbeFailure), exported as ``gatewatch_probe_position_disagreements``.
+        """
+        deadline = time.monotonic() + (self.active.cancel_timeout if grace is None else grace)
+        while True:
+            last = time.monotonic() >= deadline
+            found = await self.holdings(log=last)
+            holding = found.get(contract.conId, Holding(contract.conId, 0.0, 0.0))
+            if holding.agrees:
+                return max(holding.reducible, 0.0)
+            if last:
+                raise ProbeFailure(
+                    f"probe position disagreement, {holding.describe()}: nothing sold "
+                    "(a close could open a position nobody asked for); see `gatewatch flatten --repair`"
+                )
+            await asyncio.sleep(0.25)
+
     async def cleanup(self, *, probe: str = "cleanup") -> list[str]:
         """Cancel our open orders and close what our probes hold; returns what was done.
 
         Only orders with our orderRef prefix are cancelled, one by id. Positions closed are the
-        journal's net probe position per contract, capped by what the Gateway actually holds, so a
-        position opened by the trading bot or by hand is never touched.
+        journal's net probe position per contract when the Gateway agrees (:mod:`holdings`), so a
+        position opened by the trading bot or by hand is never touched, and a disagreement is left
+        for ``gatewatch flatten --repair`` instead of guessed at.
         """
         actions: list[str] = []
         for trade in list(self.ib.openTrades()):
@@ -391,21 +442,13 @@ class ProbeOrders:
                 known = self.find_sent(row.order_ref)
                 self.journal.update_status(row.order_ref, known.orderStatus.status if known else "Gone")
         held = await self.held_by_gateway()
-        for con_id, net in self.journal.net_positions().items():
-            contract, gateway_qty = held.get(con_id, (None, 0.0))
-            if contract is None or gateway_qty == 0 or (gateway_qty > 0) != (net > 0):
-                continue
-            qty = min(abs(net), abs(gateway_qty))
-            if net < 0:
-                logger.error(
-                    "probe journal shows a short position {} in conId {}: not closing automatically",
-                    net,
-                    con_id,
-                )
-                continue
+        for con_id, holding in (await self.holdings()).items():
+            contract = held.get(con_id, (None, 0.0))[0]
+            if contract is None or holding.reducible <= 0:
+                continue  # a disagreement: logged and exported by holdings(), repaired by flatten
             contract.exchange = contract.exchange or "SMART"
-            await self.close(contract, qty, probe=probe, wait=self.active.close_retry_wait)
-            actions.append(f"closed {qty:g} of {contract.localSymbol or contract.symbol}")
+            await self.close(contract, holding.reducible, probe=probe, wait=self.active.close_retry_wait)
+            actions.append(f"closed {holding.reducible:g} of {contract.localSymbol or contract.symbol}")
         for action in actions:
             logger.info("probe cleanup: {}", action)
         return actions

@@ -32,7 +32,7 @@ def run_suite(tmp_path: Path, port: int, gateway: dict[str, Any]) -> subprocess.
 
 
 @pytest.mark.parametrize(("account", "gateway", "reason"), [
-    ("U1234567", {"paper_ports": "PORT"}, "do not start with D: not a paper account"),
+    ("U1234567", {"paper_ports": "PORT"}, "do not start with D: this Gateway is logged into a LIVE account"),
     ("DU1234567", {}, "is not in gateway.paper_ports"),
     ("DU1234567", {"paper": False, "paper_ports": "PORT"}, "gateway.paper is false"),
 ])
