@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from active_helpers import held, open_orders, real_orders
 from ib_async import IB, LimitOrder, Stock
+from support.active import held, open_orders, real_orders
 
 from exporter.metrics import Metrics
 from probes.active.journal import Journal, JournalReader
