@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="'open' trades around the clock; 'calendar' follows NYSE hours",
     )
     parser.add_argument("--scenario", default=None, help="YAML fault timeline to play")
+    parser.add_argument("--list-faults", action="store_true",
+                        help="print the fault names scenarios and the control API accept, with their fields; exit")
     parser.add_argument("--symbols", default=None, help=f"comma-separated stock symbols (default {DEFAULT_SYMBOLS})")
     parser.add_argument("--tick-hz", type=float, default=4.0, help="quote updates per second per symbol")
     parser.add_argument(
@@ -145,7 +147,22 @@ async def _serve(cfg: SimConfig) -> None:
         await sim.stop()
 
 
+def list_faults() -> str:
+    """One line per fault of the catalogue (simulator.faults.FAULTS): its name and the fields it takes."""
+    from simulator.faults import FAULTS
+
+    lines = []
+    for name in sorted(FAULTS):
+        params, takes_for = FAULTS[name]
+        fields = sorted(params) + (["for"] if takes_for else [])
+        lines.append(f"{name:<24} {', '.join(fields) if fields else '-'}")
+    return "\n".join(["fault                    fields", *lines])
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "list_faults", False):
+        print(list_faults())
+        return 0
     try:
         cfg = config_from_args(args)
     except ScenarioError as exc:

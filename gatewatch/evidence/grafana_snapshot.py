@@ -164,6 +164,10 @@ def make_snapshots(
             continue
         try:
             dashboard = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            snapshots.append(Snapshot(name, error=f"dashboard file unreadable: {exc}"))
+            continue
+        try:
             model = snapshot_model(dashboard, client, window)
             title = model.get("title", name)
             answer = api.snapshots.create_new_snapshot(
@@ -173,12 +177,10 @@ def make_snapshots(
             )
             snapshots.append(Snapshot(name, url=str(answer.get("url", ""))))
             logger.info("grafana snapshot of {}: {}", name, answer.get("url"))
-        except (ValueError, OSError) as exc:
-            snapshots.append(Snapshot(name, error=f"dashboard file unreadable: {exc}"))
         except Exception as exc:  # grafana-client raises its own and niquests' exception types
             text = f"{type(exc).__name__}: {exc}"
             logger.warning("grafana snapshot of {} failed: {}", name, text)
             if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
                 unreachable = f"Grafana unreachable at {grafana_url}: {text}"
-            snapshots.append(Snapshot(name, error=text))
+            snapshots.append(Snapshot(name, error=unreachable or text))
     return snapshots
