@@ -11,18 +11,33 @@ import time
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig
-from gatewatch.evidence.charts import Chart, chart_specs
+from gatewatch.evidence.charts import Chart, ChartSpec, chart_specs
 from gatewatch.evidence.gates import Gate, error_result, judge, judge_window
 from gatewatch.evidence.model import Evidence, Window, firing_intervals, probe_summaries
 from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError, choose_step
+from gatewatch.thresholds import THRESHOLDS
 
-MEMORY_LIMIT_BYTES = 500 * 1024 * 1024
 ALERTS_EXPR = 'ALERTS{alertstate="firing"}'
 
 
 def rate_window(step: float) -> str:
     """Averaging window for the fill-latency chart: several steps, at least a minute."""
     return f"{max(60, round(4 * step))}s"
+
+
+def report_charts(step: float) -> list[ChartSpec]:
+    """The report's charts with the limits table's lines drawn in."""
+    return chart_specs(
+        THRESHOLDS["quote_stale_after"].value,
+        THRESHOLDS["max_clock_skew"].value,
+        THRESHOLDS["memory_limit"].value,
+        rate_window(step),
+    )
+
+
+def chart_lines(step: float = 60.0) -> dict[str, list[float]]:
+    """Chart id -> the threshold values it draws (what the drift test compares with the table)."""
+    return {spec.id: [t.value for t in spec.thresholds] for spec in report_charts(step)}
 
 
 def collect(client: PrometheusClient, gates: list[Gate], window: Window, config: GatewatchConfig) -> Evidence:
@@ -40,13 +55,7 @@ def collect(client: PrometheusClient, gates: list[Gate], window: Window, config:
 
     step = choose_step(window.start, window.end)
     evidence = Evidence(window, client.base_url, time.time(), results)
-    specs = chart_specs(
-        config.session.quote_stale_after,
-        config.preflight.max_clock_skew,
-        MEMORY_LIMIT_BYTES,
-        rate_window(step),
-    )
-    for spec in specs:
+    for spec in report_charts(step):
         chart = Chart(spec)
         try:
             chart.series = client.query_range(spec.expr, window.start, window.end, step)

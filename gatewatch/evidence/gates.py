@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from gatewatch.config import ConfigError
+from gatewatch.thresholds import THRESHOLDS, Threshold, substitute
 
 DEFAULT_GATES_PATH = Path(__file__).resolve().parents[2] / "prometheus" / "gates.yml"
 WINDOW_GATE_ID = "window_length"
@@ -52,6 +53,18 @@ class Gate:
     @property
     def pass_if(self) -> str:
         return f"{self.op} {self.threshold:.10g}"
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The gate as gates.yml spells it, limits filled in (for the dashboard builder)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "expr": self.expr,
+            "pass_if": self.pass_if,
+            "no_data": self.no_data,
+            "critical": self.critical,
+            "fail_hint": self.fail_hint,
+        }
 
     def expr_for(self, window_seconds: float) -> str:
         """The expression with ``$__range`` replaced by the window, in whole seconds (``7200s``)."""
@@ -112,14 +125,25 @@ def _json_number(value: float) -> float | str:
     return value
 
 
-def parse_gate(raw: Any, index: int, source: Path | str) -> Gate:
-    """Validate one entry of gates.yml, naming the entry and field on error."""
+def parse_gate(
+    raw: Any, index: int, source: Path | str, thresholds: dict[str, Threshold] | None = None
+) -> Gate:
+    """Validate one entry of gates.yml, naming the entry and field on error.
+
+    ``${name}`` references to the limits table are replaced first: by the number in ``expr`` and
+    ``pass_if``, by the human form ("1.5 GiB") in ``title`` and ``fail_hint``.
+    """
     where = f"{source}: gates[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping")
     for key in ("id", "title", "expr", "pass_if"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise ConfigError(f"{where}.{key}: required string")
+    table = THRESHOLDS if thresholds is None else thresholds
+    raw = dict(raw)
+    for key in ("title", "expr", "pass_if", "fail_hint"):
+        if isinstance(raw.get(key), str):
+            raw[key] = substitute(raw[key], table, human_form=key in ("title", "fail_hint"), where=f"{where}.{key}")
     match = _PASS_IF_RE.match(raw["pass_if"])
     if not match:
         raise ConfigError(
