@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from exporter.metrics import Metrics
+from exporter.metrics import SCRAPE_TIME_SPECS, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -40,6 +40,11 @@ def metrics_table() -> str:
         if isinstance(value, MetricWrapperBase):
             name = value._name + ("_total" if value._type == "counter" else "")
             entries.append((name, value._type, list(value._labelnames), value._documentation))
+    # the probe families are made by a collector at scrape time; listed after the info metric
+    entries[1:1] = [
+        (spec.name + ("_total" if spec.type == "counter" else ""), spec.type, list(spec.labels), spec.help)
+        for spec in SCRAPE_TIME_SPECS
+    ]
     entries += SCRAPE_TIME_METRICS
     for name, kind, labels, help_text in entries:
         shown = f"`{name}`" + (" (`_bucket`, `_sum`, `_count`)" if kind == "histogram" else "")
