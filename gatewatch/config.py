@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from gatewatch import safe_yaml
 from gatewatch.durations import parse_duration as parse_duration  # re-exported: config's callers use it
 
 DEFAULT_CONFIG_PATH = Path("config/gatewatch.yaml")
@@ -34,9 +34,10 @@ PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 
 
 class Strict(BaseModel):
-    """Base model: unknown keys are errors, values are checked on assignment too."""
+    """Base model: unknown keys are errors, values are checked on assignment too, and no number may
+    be infinite or NaN (``.inf`` as a notional limit would be no limit at all)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class GatewayConfig(Strict):
@@ -229,13 +230,10 @@ def load_config(path: Path | str | None = None, *, environ: dict[str, str] | Non
     if path is not None:
         source = Path(path)
         try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read configuration: {exc.strerror or exc}") from exc
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+            raw = safe_yaml.load_file(source)
+        except safe_yaml.YamlFileError as exc:
+            raise ConfigError(str(exc)) from None
+        raw = {} if raw is None else raw
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: the top level must be a mapping, got {type(raw).__name__}")
     try:

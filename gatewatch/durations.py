@@ -30,16 +30,16 @@ _HINT = "use seconds or strings like '30s', '2m', '1h30m', '250ms'"
 def parse_duration(value: Any) -> float:
     """Seconds from a number, a ``timedelta`` or a string like ``"1h30m"``; ValueError otherwise."""
     if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r} ({_HINT})")
+        raise ValueError(f"invalid duration: {value!r} ({_HINT})")
     if isinstance(value, timedelta):
         return _checked(value.total_seconds(), value)
     if isinstance(value, int | float):
         return _checked(float(value), value)
     if not isinstance(value, str):
-        raise ValueError(f"not a duration: a {type(value).__name__} ({_HINT})")
+        raise ValueError(f"invalid duration: a {type(value).__name__} ({_HINT})")
     text = value.strip()
     if len(text) > 64:
-        raise ValueError(f"not a duration: a {len(text)}-character string ({_HINT})")
+        raise ValueError(f"invalid duration: a {len(text)}-character string ({_HINT})")
     try:
         number = float(text)
     except ValueError:
@@ -48,16 +48,16 @@ def parse_duration(value: Any) -> float:
         return _checked(number, value)
     match = _FORM.match(text)
     if not text or match is None or not any(match.groups()):
-        raise ValueError(f"not a duration: {value!r} ({_HINT})")
+        raise ValueError(f"invalid duration: {value!r} ({_HINT})")
     hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
     return _checked(hours * 3600 + minutes * 60 + seconds + millis / 1000, value)
 
 
 def _checked(seconds: float, value: Any) -> float:
     if not math.isfinite(seconds):
-        raise ValueError(f"not a duration: {value!r} is not a finite number")
+        raise ValueError(f"invalid duration: {value!r} is not a finite number")
     if seconds < 0:
-        raise ValueError(f"not a duration: {value!r} is negative")
+        raise ValueError(f"invalid duration: {value!r} is negative")
     if seconds > MAX_SECONDS:
-        raise ValueError(f"not a duration: {value!r} is above {MAX_SECONDS:.0e} s")
+        raise ValueError(f"invalid duration: {value!r} is above {MAX_SECONDS:.0e} s")
     return seconds

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from gatewatch import safe_yaml  # one YAML loader: duplicate keys, alias bombs, non-UTF-8 refused
 from simulator.faults import parse_duration, validate
 
 
@@ -22,13 +23,9 @@ def _show(item: object) -> str:
 def load_scenario(path: str | Path, symbols: list[str]) -> list[tuple[float, dict[str, Any]]]:
     """Parse and validate the whole file up front, so a typo fails at start, not an hour in."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"scenario file {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario file {path}: not valid YAML: {exc}") from None
+        data = safe_yaml.load_file(path)
+    except safe_yaml.YamlFileError as exc:
+        raise ScenarioError(f"scenario file {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):

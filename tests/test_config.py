@@ -85,3 +85,52 @@ def test_cli_unknown_command_exits_2() -> None:
     result = subprocess.run([sys.executable, "-m", "gatewatch", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown command" in result.stderr
+
+
+BILLION_LAUGHS = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip(["", "a", "b", "c", "d", "e", "f", "g", "h"], "abcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"gateway:\n  paper: false\n  paper: true\n", "duplicate key 'paper' at line 3 (first at line 2)"),
+        (b"gateway:\n  port: 4002\ngateway:\n  port: 4001\n", "duplicate key 'gateway' at line 3"),
+        (b"probes:\n  symbols: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than 64 levels"),
+        (b"gateway:\n  host: caf\xe9\n", "not UTF-8 text: byte 0xe9 at offset 20 (line 2)"),
+        (BILLION_LAUGHS.encode() + b"active:\n  interval: *i\n", "alias bomb"),
+        (b"active: &a\n  instrument: *a\n", "recursive alias"),
+        (b"active:\n  max_notional: .inf\n", "active.max_notional"),
+        (b"active:\n  interval: .nan\n", "active.interval"),
+        (b"active:\n  interval: 1e999\n", "active.interval"),
+    ],
+    ids=["duplicate-paper", "duplicate-section", "deep", "non-utf8", "alias-bomb", "recursive-alias", "inf",
+         "nan-duration", "huge-duration"],
+)  # fmt: skip
+def test_hostile_config_is_a_config_error_naming_the_problem(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert str(path) in str(info.value) and problem in str(info.value)
+
+
+def test_merge_keys_may_still_override() -> None:
+    """Overriding a merged mapping is YAML's intent, not a duplicate."""
+    from gatewatch.safe_yaml import loads
+
+    assert loads("base: &b {port: 4002, paper: true}\ngateway:\n  <<: *b\n  port: 7497\n")["gateway"] == {
+        "port": 7497,
+        "paper": True,
+    }
+
+
+def test_hostile_config_exits_2_from_every_command_that_reads_it(tmp_path: Path) -> None:
+    from gatewatch.cli import main
+
+    path = tmp_path / "dup.yaml"
+    path.write_text("gateway:\n  paper: false\n  paper: true\n", encoding="utf-8")
+    for args in (["preflight"], ["flatten"], ["probe", "run"], ["exporter"], ["sim"]):
+        assert main([*args, "--config", str(path)]) == 2, args

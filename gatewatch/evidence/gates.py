@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from gatewatch import safe_yaml
 from gatewatch.config import ConfigError
 from gatewatch.thresholds import THRESHOLDS, Threshold, substitute
 
@@ -174,11 +173,9 @@ def load_gates(path: Path | str = DEFAULT_GATES_PATH) -> list[Gate]:
     """Read gates.yml; a malformed file is a :class:`ConfigError` (exit status 2)."""
     source = Path(path)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read gates: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raw = safe_yaml.load_file(source)
+    except safe_yaml.YamlFileError as exc:
+        raise ConfigError(f"gates: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("gates"), list) or not raw["gates"]:
         raise ConfigError(f"{source}: gates: expected a non-empty list")
     gates = [parse_gate(item, i, source) for i, item in enumerate(raw["gates"])]
