@@ -24,6 +24,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "sim": Command("simulator.cli", "run the simulated IB Gateway (TWS API socket protocol, fault injection)"),
     "exporter": Command("exporter.cli", "run the Prometheus exporter and its passive probes"),
+    "proxy": Command("proxy.cli", "relay a bot's TWS API connection to the Gateway, measuring what the bot sees"),
     "probe": Command("probes.cli", "run the active paper-order probes once (gatewatch probe run)"),
     "flatten": Command("probes.flatten", "cancel probe orders and close probe positions"),
     "preflight": Command("gatewatch.preflight", "check everything a validation session needs, before it starts"),

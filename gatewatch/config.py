@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from gatewatch import safe_yaml
 from gatewatch.durations import parse_duration as parse_duration  # re-exported: config's callers use it
@@ -176,6 +176,31 @@ class PreflightConfig(Strict):
     require_market_open: bool = True
 
 
+def _host_port(value: str) -> str:
+    """``host:port`` with a port in 0..65535 (0: any free port; IPv6 hosts in brackets)."""
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class ProxyConfig(Strict):
+    """``gatewatch proxy``: the TWS API relay between the bot and the Gateway (docs/runbook.md)."""
+
+    listen: HostPort = "127.0.0.1:4012"
+    upstream: HostPort | None = Field(default=None, description="None: gateway.host:gateway.port")
+    metrics_listen: HostPort = "127.0.0.1:14012"
+    control_port: int | None = Field(default=4081, ge=0, le=65535, description="None: no control API")
+    paper_only: bool = Field(default=True, description="refuse every placeOrder unless the paper rule holds")
+    unanswered_after: PositiveSeconds = 30.0
+    message_rate_limit: int = Field(default=50, gt=0, description="the Gateway's messages per second limit")
+    client_names: dict[int, str] = Field(default_factory=dict, description="client id -> name in metrics")
+    scenario: str | None = Field(default=None, description="fault timeline file for the bot's path")
+
+
 class GatewatchConfig(Strict):
     """The whole configuration file."""
 
@@ -185,6 +210,7 @@ class GatewatchConfig(Strict):
     active: ActiveConfig = Field(default_factory=ActiveConfig)
     session: SessionConfig = Field(default_factory=SessionConfig)
     preflight: PreflightConfig = Field(default_factory=PreflightConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
 
     @property
     def exporter_host_port(self) -> tuple[str, int]:

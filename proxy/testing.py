@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from gatewatch.config import GatewatchConfig
+from proxy.app import ProxyApp
 from proxy.relay import Relay, RelayHooks
 
 T = TypeVar("T")
@@ -74,5 +76,51 @@ def running_proxy(
     finally:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def running_proxy_app(upstream_port: int, **proxy: Any) -> Iterator[ProxyApp]:
+    """The whole proxy (decoder, guard, faults, /metrics, control API) on free ports, in a thread.
+
+    ``proxy`` overrides fields of the ``proxy:`` config section; the upstream is a paper port
+    unless ``gateway`` says otherwise (``gateway={"paper_ports": [...]}``).
+    """
+    gateway = {"port": upstream_port, "paper_ports": [upstream_port], **proxy.pop("gateway", {})}
+    section = {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0", "control_port": 0, **proxy}
+    config = GatewatchConfig.model_validate({"gateway": gateway, "proxy": section})
+    app = ProxyApp(config)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, BaseException] = {}
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            try:
+                await app.start()
+            except BaseException as exc:
+                box["error"] = exc
+            finally:
+                ready.set()
+
+        loop.run_until_complete(boot())
+        if "error" not in box:
+            loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=main, name="proxy-app", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if "error" in box:
+        raise box["error"]
+    try:
+        yield app
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
