@@ -180,6 +180,7 @@ class Broker:
         self._exec = itertools.count(1)
         self._exec_base = 0x0001A000 + seed % 4096
         self.market_open: Callable[[], bool] = lambda: True
+        self.extended_open: Callable[[], bool] = lambda: True  # outside-RTH orders trade only then
 
     # ----------------------------------------------------------------- account
     def account_values(self) -> dict[str, tuple[str, str]]:
@@ -330,7 +331,7 @@ class Broker:
             self.try_fill(o, on_placement=True)
 
     def _can_trade_now(self, o: Order) -> bool:
-        return o.outsideRth or self.market_open()
+        return self.market_open() or (o.outsideRth and self.extended_open())
 
     def try_fill(self, o: Order, on_placement: bool = False) -> None:
         if not o.is_open or o.held:
@@ -435,16 +436,17 @@ class Broker:
     def on_tick(self) -> None:
         """Promote orders waiting for the open and fill resting limits the walk has crossed."""
         market_open = self.market_open()
+        extended = self.extended_open()
         for o in list(self.orders.values()):
             if not o.is_open or o.whatIf:
                 continue
             if o.status == "PreSubmitted":
-                if not (o.outsideRth or market_open):
+                if not (market_open or (o.outsideRth and extended)):
                     continue
                 o.status = "Submitted"
                 self.sink.order_update(o, open_order=False, status=True)
                 self.try_fill(o, on_placement=True)
-            elif market_open or o.outsideRth:
+            elif market_open or (o.outsideRth and extended):
                 self.try_fill(o)
 
     def positions_state(self) -> list[dict[str, Any]]:

@@ -13,11 +13,13 @@ from typing import Any, Protocol
 from loguru import logger
 
 from simulator import messages as m
+from simulator import refdata, streams
 from simulator.broker import Broker, Order
 from simulator.config import SimConfig
 from simulator.contracts import Contract, ContractRegistry, contract_details_fields
 from simulator.faults import FaultSet
 from simulator.history import (
+    LEGAL_WHAT_TO_SHOW,
     HistoryRequestError,
     format_range_date,
     generate_bars,
@@ -26,12 +28,17 @@ from simulator.history import (
     parse_end_datetime,
 )
 from simulator.market import Market
+from simulator.requests import REFUSED, SILENT
 from simulator.session import MktSub, Session
 from simulator.wire import UNSET_DOUBLE_STR, Fields
 
 NO_SECDEF = "No security definition has been found for the request"
 HIST_PACING = "Historical Market Data Service error message:Historical data request pacing violation"
 COMPETING = "No market data during competing live session"
+HIST_NO_DATA = "Historical Market Data Service error message:HMDS query returned no data"
+KEEP_UP_TO_DATE_WITH_END = (
+    "Error validating request.-'bP' : cause - End date not supported with live updates"
+)
 CONTRACT_DETAILS_CAP = 500
 
 
@@ -78,7 +85,7 @@ class Handlers:
             15: self.req_auto_open_orders,
             16: self.req_all_open_orders,
             20: self.req_historical_data,
-            25: self.noop,
+            25: self.cancel_historical_data,
             49: self.req_current_time,
             58: self.req_global_cancel,
             59: self.req_market_data_type,
@@ -91,6 +98,24 @@ class Handlers:
             77: self.cancel_account_updates_multi,
             78: self.req_sec_def_opt_params,
             99: self.req_completed_orders,
+            # reference data and streams (refdata.py, streams.py)
+            17: self.req_managed_accts,
+            24: self.req_scanner_parameters,
+            50: self.req_real_time_bars,
+            81: self.req_matching_symbols,
+            85: self.req_news_providers,
+            87: self.req_head_timestamp,
+            91: self.req_market_rule,
+            92: self.req_pnl,
+            94: self.req_pnl_single,
+            96: self.req_historical_ticks,
+            97: self.req_tick_by_tick,
+            104: self.req_user_info,
+            105: self.req_current_time_millis,
+            51: self.cancel_stream,
+            93: self.cancel_stream,
+            95: self.cancel_stream,
+            98: self.cancel_stream,
         }
 
     def dispatch(self, s: Session, f: Fields) -> None:
@@ -101,21 +126,152 @@ class Handlers:
             return
         handler = self.table.get(msg_id)
         if handler is None:
-            logger.info("client {}: unsupported message id {}; ignored", s.client_id, msg_id)
+            self._not_modelled(s, f, msg_id)
             return
         try:
             handler(s, f)
         except Exception as exc:
             logger.warning(
-                "client {}: malformed message {} ({}: {}); ignored",
+                "client {}: malformed message {} ({}: {}); answered with error 320",
                 s.client_id,
                 msg_id,
                 type(exc).__name__,
                 exc,
             )
+            s.error(_req_id_guess(f), 320, f"Error reading request.Message id {msg_id}.  Unable to parse data.")
+
+    def _not_modelled(self, s: Session, f: Fields, msg_id: int) -> None:
+        """A request the simulator does not model: refused as a Gateway refuses it (requests.py)."""
+        refusal = REFUSED.get(msg_id)
+        if refusal is not None:
+            rid = -1
+            if refusal.req_id_field is not None:
+                try:
+                    rid = f.i(refusal.req_id_field, -1)
+                except ValueError:
+                    rid = -1
+            logger.info("client {}: {} refused with {}", s.client_id, refusal.name, refusal.code)
+            s.error(rid, refusal.code, refusal.text)
+        elif msg_id not in SILENT:
+            logger.info("client {}: unknown message id {}; refused with 321", s.client_id, msg_id)
+            s.error(-1, 321, f"Error validating request.-'' : cause - Unknown message id {msg_id}")
 
     def noop(self, s: Session, f: Fields) -> None:
         return None
+
+    def _one_contract(self, s: Session, req_id: int, f: Fields, start: int) -> Contract | None:
+        found = self._contract_from(f, start)
+        if len(found) != 1:
+            s.error(req_id, 200, NO_SECDEF)
+            return None
+        return found[0]
+
+    # ------------------------------------------------------------ reference data
+    def req_managed_accts(self, s: Session, f: Fields) -> None:
+        s.send(refdata.managed_accounts(self.sim.cfg.account))
+
+    def req_scanner_parameters(self, s: Session, f: Fields) -> None:
+        s.send(refdata.scanner_parameters())
+
+    def req_matching_symbols(self, s: Session, f: Fields) -> None:
+        s.send(refdata.matching_symbols(f.i(1), f.s(2), list(self.sim.contracts.stocks.values())))
+
+    def req_news_providers(self, s: Session, f: Fields) -> None:
+        s.send(refdata.news_providers())
+
+    def req_user_info(self, s: Session, f: Fields) -> None:
+        s.send(refdata.user_info(f.i(1)))
+
+    def req_current_time_millis(self, s: Session, f: Fields) -> None:
+        if s.sv < 197:
+            s.error(-1, 321, "Error validating request.-'' : cause - reqCurrentTimeInMillis needs server version 197")
+            return
+        s.send([109, int(self.sim.clock() * 1000)])
+
+    def req_market_rule(self, s: Session, f: Fields) -> None:
+        rule_id = f.i(1)
+        msg = refdata.market_rule(rule_id)
+        if msg is None:
+            s.error(-1, 321, f"Error validating request.-'' : cause - Invalid market rule id: {rule_id}")
+            return
+        s.send(msg)
+
+    def req_head_timestamp(self, s: Session, f: Fields) -> None:
+        req_id = f.i(1)
+        c = self._one_contract(s, req_id, f, 2)
+        if c is not None:
+            s.send(refdata.head_timestamp(req_id, c, f.i(17, 1)))
+
+    def req_historical_ticks(self, s: Session, f: Fields) -> None:
+        req_id = f.i(1)
+        c = self._one_contract(s, req_id, f, 2)
+        if c is None:
+            return
+        now = self.sim.clock()
+        q = self.sim.market.quote_for(c, now)
+        try:
+            msg = refdata.historical_ticks(
+                req_id, c, f, now=now, mid=self.sim.market.mark(c, now), spread=q.ask - q.bid, seed=self.sim.cfg.seed
+            )
+        except HistoryRequestError as exc:
+            s.error(req_id, 321, str(exc))
+            return
+        s.send(msg)
+
+    # ------------------------------------------------------------ streams
+    def req_pnl(self, s: Session, f: Fields) -> None:
+        req_id, account = f.i(1), f.s(2)
+        if account and account != self.sim.cfg.account:
+            s.error(req_id, 321, f"Error validating request.-'cu' : cause - Invalid account: {account}")
+            return
+        sub = streams.PnLSub(req_id)
+        s.streams[req_id] = sub
+        sub.last = streams.pnl_values(self.sim.broker, self.sim.clock())
+        s.send(streams.pnl_message(sub, sub.last))
+
+    def req_pnl_single(self, s: Session, f: Fields) -> None:
+        req_id, account, con_id = f.i(1), f.s(2), f.i(4)
+        if account and account != self.sim.cfg.account:
+            s.error(req_id, 321, f"Error validating request.-'cv' : cause - Invalid account: {account}")
+            return
+        if con_id not in self.sim.contracts.by_conid:
+            s.error(req_id, 200, NO_SECDEF)
+            return
+        sub = streams.PnLSingleSub(req_id, con_id)
+        s.streams[req_id] = sub
+        sub.last = streams.pnl_values(self.sim.broker, self.sim.clock(), con_id)
+        s.send(streams.pnl_message(sub, sub.last))
+
+    def req_real_time_bars(self, s: Session, f: Fields) -> None:
+        req_id = f.i(2)
+        c = self._one_contract(s, req_id, f, 3)
+        if c is None:
+            return
+        bar_size, what = f.i(15, 5), f.s(16).upper()
+        if bar_size != streams.RT_BAR_SECONDS or what not in ("TRADES", "MIDPOINT", "BID", "ASK"):
+            s.error(req_id, 321, f"Error validating request.-'bR' : cause - Invalid real-time bar request: "
+                                 f"{bar_size} secs {what}; only 5 secs of TRADES, MIDPOINT, BID or ASK")
+            return
+        s.streams[req_id] = streams.RealTimeBarSub(req_id, c)
+
+    def req_tick_by_tick(self, s: Session, f: Fields) -> None:
+        req_id = f.i(1)
+        c = self._one_contract(s, req_id, f, 2)
+        if c is None:
+            return
+        kind = f.s(14).replace(" ", "").upper()
+        if kind not in streams.TBT_TYPES:
+            s.error(req_id, 321, f"Error validating request.-'cz' : cause - Invalid tick type: {f.s(14)}")
+            return
+        s.streams[req_id] = streams.TickByTickSub(req_id, c, streams.TBT_TYPES[kind])
+
+    def cancel_stream(self, s: Session, f: Fields) -> None:
+        s.streams.pop(f.i(2) if f.s(0) == "51" else f.i(1), None)
+
+    def cancel_historical_data(self, s: Session, f: Fields) -> None:
+        req_id = f.i(2)
+        if s.streams.pop(req_id, None) is None:
+            s.error(req_id, 366, f"No historical data query found for ticker id:{req_id}")
 
     # ------------------------------------------------------------ basics
     def req_current_time(self, s: Session, f: Fields) -> None:
@@ -209,34 +365,43 @@ class Handlers:
             s.mkt[req_id] = sub
 
     def cancel_mkt_data(self, s: Session, f: Fields) -> None:
-        s.mkt.pop(f.i(2), None)
+        req_id = f.i(2)
+        if s.mkt.pop(req_id, None) is None:
+            s.error(req_id, 300, f"Can't find EId with tickerId:{req_id}")
 
     def req_historical_data(self, s: Session, f: Fields) -> None:
+        """reqHistoricalData ``[20, reqId, C12, includeExpired, end, barSize, duration, useRTH, what,
+        formatDate, keepUpToDate, chartOptions]``: refusals as a Gateway words them (321 for a bar
+        size, duration or end date it will not take, 162 for an unknown whatToShow or a window with no
+        bar), else the bars, and for keepUpToDate the bar being built until cancelled."""
         req_id = f.i(1)
-        found = self._contract_from(f, 2)
         end_text, bar_size, duration = f.s(15), f.s(16), f.s(17)
-        use_rth, what, fmt_date = f.b(18), f.s(19).upper() or "TRADES", f.i(20, 1)
-        if len(found) != 1:
-            s.error(req_id, 200, NO_SECDEF)
+        use_rth, what, fmt_date, keep = f.b(18), f.s(19).upper() or "TRADES", f.i(20, 1), f.b(21)
+        c = self._one_contract(s, req_id, f, 2)
+        if c is None:
             return
-        c = found[0]
         try:
-            parse_bar_size(bar_size)
+            step = parse_bar_size(bar_size)
             parse_duration(duration)
             end = parse_end_datetime(end_text)
         except HistoryRequestError as exc:
             s.error(req_id, 321, str(exc))
+            return
+        if keep and end is not None:
+            s.error(req_id, 321, KEEP_UP_TO_DATE_WITH_END)
+            return
+        if what not in LEGAL_WHAT_TO_SHOW:
+            s.error(req_id, 162, f"Historical Market Data Service error message:Invalid whatToShow: {what}")
             return
         sim = self.sim
         if sim.faults.get("historical_pacing") or self._hist_paced(s, c, f):
             s.error(req_id, 162, HIST_PACING)
             return
         now = sim.clock()
-        last = sim.market.mark(c, now)
         bars = generate_bars(
             symbol=c.key,
             seed=sim.cfg.seed,
-            last_price=last,
+            last_price=sim.market.mark(c, now),
             now=now,
             end=end,
             duration=duration,
@@ -245,20 +410,20 @@ class Handlers:
             what=what,
             format_date=fmt_date,
             all_days=sim.cfg.market == "open",
+            calendar=sim.calendar,
         )
+        if not bars:
+            s.error(req_id, 162, HIST_NO_DATA)
+            return
         end_ts = min(end or now, now)
         amount, unit = parse_duration(duration)
         span = amount * {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}[unit]
-        msg: list[object] = [
-            17,
-            req_id,
-            format_range_date(end_ts - span),
-            format_range_date(end_ts),
-            len(bars),
-        ]
+        msg: list[object] = [17, req_id, format_range_date(end_ts - span), format_range_date(end_ts), len(bars)]
         for b in bars:
             msg.extend(b)
         s.send(msg)
+        if keep:
+            s.streams[req_id] = streams.BarUpdateSub(req_id, c, step, fmt_date)
 
     def _hist_paced(self, s: Session, c: Contract, f: Fields) -> bool:
         """IB's three historical pacing rules, per client session."""
@@ -450,3 +615,13 @@ class Handlers:
         for o in self.sim.broker.open_orders(None):
             o.status = "Cancelled"
             self.sim.order_cancelled(o)
+
+
+def _req_id_guess(f: Fields) -> int:
+    """The request id of a message that could not be parsed: after the version field, except in
+    placeOrder, reqHistoricalData and every id from 78 on, which have none (tws-protocol.md gotcha 5)."""
+    msg_id = f.i(0)
+    try:
+        return f.i(1 if msg_id in (3, 20) or msg_id >= 78 else 2, -1)
+    except ValueError:
+        return -1

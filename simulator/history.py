@@ -11,25 +11,26 @@ import math
 import random
 import re
 import zlib
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ET = ZoneInfo("US/Eastern")
 MAX_BARS = 5000
 
-_BAR_UNITS = {
-    "sec": 1,
-    "secs": 1,
-    "min": 60,
-    "mins": 60,
-    "hour": 3600,
-    "hours": 3600,
-    "day": 86400,
-    "days": 86400,
-    "week": 7 * 86400,
-    "weeks": 7 * 86400,
-    "month": 30 * 86400,
-    "months": 30 * 86400,
-}
+#: The bar sizes a Gateway accepts, exactly these strings (IBKR's historical bars documentation;
+#: ../shared/reference/ibkr-facts.md "Pacing and limits"): "7 mins", "1 hours", "45 secs" are refused.
+LEGAL_BAR_SIZES: dict[str, int] = {
+    "1 secs": 1, "5 secs": 5, "10 secs": 10, "15 secs": 15, "30 secs": 30,
+    "1 min": 60, "2 mins": 120, "3 mins": 180, "5 mins": 300, "10 mins": 600, "15 mins": 900,
+    "20 mins": 1200, "30 mins": 1800,
+    "1 hour": 3600, "2 hours": 7200, "3 hours": 10800, "4 hours": 14400, "8 hours": 28800,
+    "1 day": 86400, "1 week": 7 * 86400, "1 month": 30 * 86400,
+}  # fmt: skip
+#: whatToShow values of reqHistoricalData (IBKR's "Historical Bar whatToShow" table).
+LEGAL_WHAT_TO_SHOW = frozenset(
+    "TRADES MIDPOINT BID ASK BID_ASK ADJUSTED_LAST HISTORICAL_VOLATILITY OPTION_IMPLIED_VOLATILITY "  # noqa: SIM905
+    "REBATE_RATE FEE_RATE YIELD_BID YIELD_ASK YIELD_BID_ASK YIELD_LAST SCHEDULE AGGTRADES".split()
+)
 
 
 class HistoryRequestError(ValueError):
@@ -37,10 +38,10 @@ class HistoryRequestError(ValueError):
 
 
 def parse_bar_size(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+)\s+([A-Za-z]+)\s*", text)
-    if not m or m.group(2).lower() not in _BAR_UNITS:
+    step = LEGAL_BAR_SIZES.get(text.strip())
+    if step is None:
         raise HistoryRequestError(f"Error validating request.-'bP' : cause - Invalid bar size: {text}")
-    return int(m.group(1)) * _BAR_UNITS[m.group(2).lower()]
+    return step
 
 
 def parse_duration(text: str) -> tuple[int, str]:
@@ -52,16 +53,33 @@ def parse_duration(text: str) -> tuple[int, str]:
     return int(m.group(1)), m.group(2)
 
 
-def _in_session(t: dt.datetime, use_rth: bool, all_days: bool) -> bool:
-    """Is the bar starting at ET time ``t`` inside the session the request asked for?"""
-    if not all_days and t.weekday() >= 5:
-        return False
-    minutes = t.hour * 60 + t.minute
-    if use_rth:
-        return 9 * 60 + 30 <= minutes < 16 * 60
+def _trading_day(d: dt.date, all_days: bool, calendar: Any) -> bool:
     if all_days:
         return True
-    return 4 * 60 <= minutes < 20 * 60
+    if calendar is not None:
+        return calendar.session(d) is not None
+    return d.weekday() < 5
+
+
+def _in_session(t: dt.datetime, use_rth: bool, all_days: bool, calendar: Any = None) -> bool:
+    """Is the bar starting at ET time ``t`` inside the session the request asked for?
+
+    With the exchange calendar, holidays have no bars and an early close ends the regular session at
+    13:00 and the extended one at 17:00, as the contract's trading hours say.
+    """
+    if not _trading_day(t.date(), all_days, calendar):
+        return False
+    minutes = t.hour * 60 + t.minute
+    close_rth, close_ext = 16 * 60, 20 * 60
+    if calendar is not None:
+        session = calendar.session(t.date())
+        if session.early_close:
+            close_rth, close_ext = 13 * 60, 17 * 60
+    if use_rth:
+        return 9 * 60 + 30 <= minutes < close_rth
+    if all_days:
+        return True
+    return 4 * 60 <= minutes < close_ext
 
 
 def generate_bars(
@@ -77,6 +95,7 @@ def generate_bars(
     what: str,
     format_date: int,
     all_days: bool,
+    calendar: Any = None,
 ) -> list[tuple[str, float, float, float, float, float, float, int]]:
     """Return ``(date, open, high, low, close, volume, wap, count)`` tuples, oldest first."""
     step = parse_bar_size(bar_size)
@@ -95,7 +114,7 @@ def generate_bars(
         d = dt.datetime.fromtimestamp(end_ts, ET).date()
         count_days = span_days if span_days is not None else max(1, amount // 86400)
         while len(times) < min(count_days, MAX_BARS):
-            if all_days or d.weekday() < 5:
+            if _trading_day(d, all_days, calendar):
                 times.append(dt.datetime(d.year, d.month, d.day, tzinfo=ET).timestamp())
             d -= dt.timedelta(days=1)
     else:
@@ -106,7 +125,7 @@ def generate_bars(
             if start_ts is not None and t < start_ts:
                 break
             et = dt.datetime.fromtimestamp(t, ET)
-            if _in_session(et, use_rth, all_days):
+            if _in_session(et, use_rth, all_days, calendar):
                 if limit_days is not None and et.date() not in days_seen:
                     if len(days_seen) >= limit_days:
                         break
@@ -116,6 +135,8 @@ def generate_bars(
             if end_ts - t > 400 * 86400:
                 break
     times.reverse()
+    if not times:
+        return []  # the caller answers 162 "HMDS query returned no data", as a Gateway does
 
     rng = random.Random(
         zlib.crc32(f"{seed}|{symbol}|{bar_size}|{what}|{use_rth}".encode()) + int(end_ts // 60)

@@ -12,6 +12,7 @@ from loguru import logger
 
 from simulator import faults as faultlib
 from simulator import messages as m
+from simulator import streams
 from simulator.broker import Broker, Execution, Order
 from simulator.config import SimConfig
 from simulator.contracts import Contract, ContractRegistry
@@ -55,6 +56,7 @@ class Simulator:
             self.cfg.account, self.cfg.starting_cash, self.market, self.clock, self, seed=self.cfg.seed
         )
         self.broker.market_open = self.market_open
+        self.broker.extended_open = self.quotes_open
         self.faults = FaultSet()
         self.handlers = Handlers(self)
         self.sessions: set[Session] = set()
@@ -65,7 +67,7 @@ class Simulator:
         self._control: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._session_tasks: set[asyncio.Task[None]] = set()
-        self._open_cache: tuple[float, bool] = (0.0, True)
+        self._open_cache: tuple[float, bool, bool] = (0.0, True, True)
         self._calendar: Any = None
         if self.cfg.market == "calendar":
             from gatewatch.market_calendar import NYSE  # imported lazily: only calendar mode needs it
@@ -137,14 +139,29 @@ class Simulator:
         return self._calendar
 
     def market_open(self) -> bool:
+        """The regular session (09:30-16:00 ET, 13:00 on early closes); always in ``open`` mode."""
+        return self._sessions_now()[0]
+
+    def quotes_open(self) -> bool:
+        """The extended session (04:00-20:00 ET, 17:00 on early closes) in which a Gateway streams
+        quotes and fills outside-RTH orders, as the contract's tradingHours say."""
+        return self._sessions_now()[1]
+
+    def _sessions_now(self) -> tuple[bool, bool]:
         if self._calendar is None:
-            return True
+            return True, True
         now = time.monotonic()
         if now - self._open_cache[0] < 1.0:
-            return self._open_cache[1]
-        is_open = bool(self._calendar.is_open(dt.datetime.fromtimestamp(self.clock(), dt.UTC)))
-        self._open_cache = (now, is_open)
-        return is_open
+            return self._open_cache[1], self._open_cache[2]
+        t = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        regular = bool(self._calendar.is_open(t))
+        session = self._calendar.session(t.astimezone(ET).date())
+        extended = False
+        if session is not None:
+            minutes = t.astimezone(ET).hour * 60 + t.astimezone(ET).minute
+            extended = 4 * 60 <= minutes < (17 if session.early_close else 20) * 60
+        self._open_cache = (now, regular, extended)
+        return regular, extended
 
     async def output_gate(self, queued_at: float) -> None:
         """Hold a queued message while a stall is active and for the configured latency.
@@ -182,7 +199,7 @@ class Simulator:
         for f in self.faults.prune():
             self._fault_ended(f)
         now = self.clock()
-        is_open = self.market_open()
+        is_open = self.quotes_open()
         if is_open:
             for sym in self.market.quotes:
                 if not self.faults.get("freeze", sym):
@@ -197,6 +214,7 @@ class Simulator:
                         continue
                     for msg in self.tick_messages(s, sub, full=False):
                         s.send(msg)
+            streams.push_all(self, self.live_sessions())
         self.broker.on_tick()
 
     def tick_messages(self, s: Session, sub: MktSub, full: bool) -> list[list[Any]]:
@@ -208,7 +226,7 @@ class Simulator:
         frozen_ok = s.md_type in (2, 4)
         bid_t, ask_t, last_t, vol_t, ts_t = (66, 67, 68, 74, 88) if delayed else (1, 2, 4, 8, 45)
         rid = sub.req_id
-        closed = not self.market_open()
+        closed = not self.quotes_open()
         no_quote = self.faults.get("drop_bid_ask", c.symbol) is not None or (closed and not frozen_ok)
         out: list[list[Any]] = []
         if no_quote:

@@ -20,13 +20,12 @@ from loguru import logger
 
 from simulator import messages as m
 from simulator.contracts import Contract
+from simulator.pacing import MAX_MSGS_PER_SEC, MAX_VIOLATIONS, MessagePacer
 from simulator.wire import MAX_FRAME, Fields, ProtocolError, encode, split_fields
 
 MIN_SERVER_VERSION = 157
 MAX_SERVER_VERSION = 178
 HELLO_TIMEOUT = 10.0
-MAX_MSGS_PER_SEC = 50
-MAX_PACING_VIOLATIONS = 3
 _VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
 
 
@@ -77,8 +76,10 @@ class Session:
         self.positions_sub = False
         self.summary_subs: dict[int, list[str]] = {}
         self.multi_subs: set[int] = set()
+        self.streams: dict[int, object] = {}  # req id -> simulator.streams subscription
         self._last_time_sec: int | None = None
-        self._rate: deque[float] = deque()
+        self.pacer = MessagePacer()
+        self.pace_api = False  # the client connected with +PACEAPI: queue, do not reject
         self.pacing_violations = 0
         self.hist_log: deque[tuple[float, str, int]] = deque()
 
@@ -149,7 +150,7 @@ class Session:
                 fields = await self._read_frame()
                 if not fields:
                     continue
-                if not self._pace():
+                if not await self._pace():
                     continue
                 self.sim.dispatch(self, Fields(fields))
         except TimeoutError:
@@ -199,6 +200,7 @@ class Session:
             self.abort()
             return False
         self.sv = sv
+        self.pace_api = "+PACEAPI" in (match.group(3) or "").upper().split()
         self.send([sv, self.sim.hello_time()])
         # Wait for startApi; anything else before it is ignored, as TWS does.
         while True:
@@ -231,25 +233,28 @@ class Session:
         self.error(-1, 2158, "Sec-def data farm connection is OK:secdefnj")
         return True
 
-    def _pace(self) -> bool:
-        """Enforce 50 msgs/s like a Gateway set to reject: error 100, third violation disconnects."""
+    async def _pace(self) -> bool:
+        """IBKR's 50 msgs/s rule (pacing.py): a client that asked for +PACEAPI is held until its
+        message fits; any other gets error 100 for the message and is dropped at the third
+        violation within a minute."""
         now = time.monotonic()
-        rate = self._rate
-        rate.append(now)
-        while rate and rate[0] <= now - 1.0:
-            rate.popleft()
-        if len(rate) <= MAX_MSGS_PER_SEC:
+        pacer = self.pacer
+        if self.pace_api:
+            wait = pacer.wait_needed(now)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                now = time.monotonic()
+            pacer.record(now)
             return True
-        self.pacing_violations += 1
-        self.error(
-            -1,
-            100,
-            f"Max rate of messages per second has been exceeded:max={MAX_MSGS_PER_SEC} rec={len(rate)}",
-        )
-        rate.clear()
-        if self.pacing_violations >= MAX_PACING_VIOLATIONS:
+        if pacer.wait_needed(now) == 0:
+            pacer.record(now)
+            return True
+        seen = pacer.in_window(now) + 1
+        self.pacing_violations = pacer.violation(now)
+        self.error(-1, 100, f"Max rate of messages per second has been exceeded:max={MAX_MSGS_PER_SEC} rec={seen}")
+        if self.pacing_violations >= MAX_VIOLATIONS:
             logger.warning(
-                "client {} exceeded the message rate {} times; disconnecting",
+                "client {} exceeded the message rate {} times within a minute; disconnecting",
                 self.client_id,
                 self.pacing_violations,
             )

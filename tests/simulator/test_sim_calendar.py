@@ -9,7 +9,7 @@ import time
 from ib_async import MarketOrder, Stock
 from support.sim import connect
 
-from gatewatch.market_calendar import NYSE
+from gatewatch.market_calendar import EASTERN, NYSE
 from simulator.testing import running_simulator
 
 
@@ -42,4 +42,28 @@ async def test_calendar_closed_then_open() -> None:
                 break
             await asyncio.sleep(0.02)
         assert trade.orderStatus.status == "Filled"
+        ib.disconnect()
+
+
+async def test_pre_market_quotes_from_four_but_not_at_three() -> None:
+    """The contract's trading hours start at 04:00 ET: quotes stream then; at 03:00 they are blank.
+    A plain order waits for the regular open; an outside-RTH one may fill in the pre-market."""
+    day = NYSE.next_open(dt.datetime.now(dt.UTC)).astimezone(EASTERN).date()
+    with running_simulator(market="calendar", tick_hz=20) as sim:
+        sim.inject(_shift_to(dt.datetime.combine(day, dt.time(3, 0), EASTERN)))
+        ib = await connect(sim, 1)
+        [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+        [tk] = await ib.reqTickersAsync(c)
+        assert tk.bid == -1
+        sim.inject(_shift_to(dt.datetime.combine(day, dt.time(5, 0), EASTERN)))
+        await asyncio.sleep(1.1)  # the session state is re-read once a second
+        [tk] = await ib.reqTickersAsync(c)
+        assert tk.bid > 0 and tk.ask > tk.bid
+        plain = ib.placeOrder(c, MarketOrder("BUY", 1))
+        early = ib.placeOrder(c, MarketOrder("BUY", 1, outsideRth=True))
+        for _ in range(100):
+            if early.orderStatus.status == "Filled":
+                break
+            await asyncio.sleep(0.02)
+        assert early.orderStatus.status == "Filled" and plain.orderStatus.status == "PreSubmitted"
         ib.disconnect()
