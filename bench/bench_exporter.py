@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 import psutil
-from prometheus_client import generate_latest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,26 +43,26 @@ async def disconnect_detection(trials: int, renders: int) -> tuple[list[float], 
         config = GatewatchConfig.model_validate(
             {"gateway": {"port": sim.port, "reconnect_initial": 0.2, "reconnect_max": 0.5}})
         app = ExporterApp(config)
-        gauge = app.metrics.gateway_connected
+        session = app.session
         task = asyncio.create_task(app.run())
         try:
             for _ in range(trials):
-                while gauge._value.get() != 1:
+                while not session.connected:
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
                 started = time.perf_counter()
                 await asyncio.to_thread(sim.inject, {"fault": "drop"})
-                while gauge._value.get() != 0:
+                while session.connected:
                     await asyncio.sleep(0.005)
                     if time.perf_counter() - started > 5:
                         break
                 results.append(time.perf_counter() - started)
-            while gauge._value.get() != 1:
+            while not session.connected:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.0)
             for _ in range(renders):
                 t0 = time.perf_counter()
-                generate_latest(app.metrics.registry)
+                app.metrics.render()
                 render_times.append(time.perf_counter() - t0)
         finally:
             task.cancel()

@@ -15,23 +15,17 @@ from importlib import metadata
 from typing import Any
 
 from loguru import logger
-from prometheus_client import disable_created_metrics
 
+from exporter.collectors import PassiveFamilies
 from exporter.http_server import MetricsServer
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeRecorder
-from probes.passive.account import AccountProbe
-from probes.passive.base import run_periodically
-from probes.passive.clock import ClockProbe
-from probes.passive.connection import ConnectionProbe
-from probes.passive.heartbeat import HeartbeatProbe
-from probes.passive.historical import HistoricalProbe
-from probes.passive.process import ProcessProbe
+from probes.passive.base import PassiveContext, PassiveProbe, run_periodically
 from probes.passive.quotes import QuotesProbe
 from probes.passive.reconciliation import ReconciliationProbe
-from probes.passive.risk import RiskProbe
+from probes.passive.registry import build_passive_probes
 
 
 def _version() -> str:
@@ -42,69 +36,55 @@ def _version() -> str:
 
 
 TaskFactory = Callable[[GatewatchConfig, Metrics], Coroutine[Any, Any, None]]
-QUOTES_INTERVAL = 1.0
-CONNECTION_INTERVAL = 1.0
+PlanEntry = tuple[ProbeRecorder, float, Callable[[], Coroutine[Any, Any, None]], float]
 
 
 class ExporterApp:
     """Owns everything the exporter runs; ``await app.run()`` until cancelled."""
 
     def __init__(self, config: GatewatchConfig, metrics: Metrics | None = None) -> None:
-        # The *_created series double the series count and nothing here reads them.
-        disable_created_metrics()
         self.config = config
         self.metrics = metrics or Metrics()
         self.started_at = time.time()
         self.extra_tasks: list[TaskFactory] = []
-        probes_cfg = config.probes
         self.session = GatewaySession(config.gateway)
         self.time_requester = CurrentTimeRequester(self.session, config.gateway.request_timeout)
-        m = self.metrics
-        m.exporter_info.labels(version=_version(), gateway=self.session.address).set(1)
-        self.connection = ConnectionProbe(self.session, m)
-        self.account = AccountProbe(self.session, m)
-        self.quotes = QuotesProbe(self.session, m, probes_cfg)
-        self.heartbeat = HeartbeatProbe(self.session, m, self.time_requester)
-        self.clock = ClockProbe(self.session, m, self.time_requester, probes_cfg.clock_interval)
-        self.historical = HistoricalProbe(self.session, m, probes_cfg.historical)
-        self.reconciliation = ReconciliationProbe(self.session, m, probes_cfg.bot_positions_file)
-        self.risk = RiskProbe(self.session, m, self.account, probes_cfg.max_position_ratio)
-        self.process = ProcessProbe(m, probes_cfg.processes)
+        ctx = PassiveContext(self.session, config, self.time_requester, self.metrics)
+        self.probes: dict[str, PassiveProbe] = build_passive_probes(ctx)
+        self.metrics.add_source(PassiveFamilies(self.session, self.probes, (_version(), self.session.address)))
         if config.active.enabled:  # scheduled active paper-order probes (owned by probes/active/)
             from probes.active.schedule import exporter_task
 
             # The schedule judges market hours as the quotes probe does: the contract's own hours.
             self.extra_tasks.append(exporter_task(self.quotes.market_hours.is_open))
-        self.recorders: list[ProbeRecorder] = [
-            p.recorder for p in (self.connection, self.account, self.quotes, self.heartbeat, self.clock,
-                                 self.historical, self.reconciliation, self.risk, self.process)
-        ]
         self.server: MetricsServer | None = None
 
-    def schedule(self) -> list[tuple[ProbeRecorder, float, Callable[[], Coroutine[Any, Any, None]], float]]:
-        """(recorder, interval, run_once, timeout) for every periodic probe."""
-        p, timeout = self.config.probes, self.config.gateway.request_timeout
-        hist = self.config.probes.historical
-        plan = [
-            (self.connection.recorder, CONNECTION_INTERVAL, self.connection.run_once, timeout),
-            (self.account.recorder, p.account_interval, self.account.run_once, timeout),
-            (self.quotes.recorder, QUOTES_INTERVAL, self.quotes.run_once, timeout),
-            (self.heartbeat.recorder, p.heartbeat_interval, self.heartbeat.run_once, timeout * 2),
-            (self.clock.recorder, p.clock_interval, self.clock.run_once, timeout * 2 + p.clock_interval),
-            (self.reconciliation.recorder, p.reconciliation_interval, self.reconciliation.run_once,
-             timeout * 3),
-            (self.risk.recorder, p.account_interval, self.risk.run_once, timeout),
-            (self.process.recorder, p.process_interval, self.process.run_once, timeout),
-        ]
-        if hist.enabled:
-            plan.append((self.historical.recorder, hist.interval, self.historical.run_once, hist.timeout + 1))
+    @property
+    def quotes(self) -> QuotesProbe:
+        probe = self.probes["quotes"]
+        assert isinstance(probe, QuotesProbe)
+        return probe
+
+    @property
+    def reconciliation(self) -> ReconciliationProbe:
+        probe = self.probes["reconciliation"]
+        assert isinstance(probe, ReconciliationProbe)
+        return probe
+
+    def schedule(self) -> list[PlanEntry]:
+        """(recorder, interval, run_once, timeout) for every periodic probe (disabled ones left out)."""
+        plan: list[PlanEntry] = []
+        for probe in self.probes.values():
+            when = probe.schedule()
+            if when is not None:
+                plan.append((probe.recorder, when.interval, probe.run_once, when.timeout))
         return plan
 
     def start_http(self, host: str | None = None, port: int | None = None) -> MetricsServer:
         """Start /metrics and /healthz (default: the configured listen address)."""
         cfg_host, cfg_port = self.config.exporter_host_port
         self.server = MetricsServer(host or cfg_host, cfg_port if port is None else port,
-                                    self.metrics.registry, self.health)
+                                    self.metrics.render, self.health)
         self.server.start()
         logger.info("serving /metrics and /healthz on http://{}:{}", self.server.host, self.server.port)
         return self.server
@@ -124,7 +104,7 @@ class ExporterApp:
             "probes": {
                 r.probe: {"success": r.status.success, "last_run": r.status.last_run,
                           "reason": r.status.reason or None}
-                for r in self.recorders
+                for r in self.metrics.outcomes if r.kind == "passive"
             },
         }
 

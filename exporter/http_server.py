@@ -17,16 +17,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 HealthFunction = Callable[[], dict[str, Any]]
+RenderFunction = Callable[[], bytes]
 
 
 class MetricsServer:
     """A small threaded HTTP server; ``port`` 0 picks a free port (read it back from ``port``)."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: HealthFunction) -> None:
-        handler = _handler_class(registry, health)
+    def __init__(self, host: str, port: int, render: RenderFunction, health: HealthFunction) -> None:
+        handler = _handler_class(render, health)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
@@ -47,7 +48,7 @@ class MetricsServer:
         self._server.server_close()
 
 
-def _handler_class(registry: CollectorRegistry, health: HealthFunction) -> type[BaseHTTPRequestHandler]:
+def _handler_class(render: RenderFunction, health: HealthFunction) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gatewatch-exporter"
         protocol_version = "HTTP/1.1"  # keep-alive: Prometheus reuses its scrape connection
@@ -57,7 +58,7 @@ def _handler_class(registry: CollectorRegistry, health: HealthFunction) -> type[
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                self._send(200, CONTENT_TYPE_LATEST, render())
             elif path == "/healthz":
                 body = json.dumps(health(), sort_keys=True).encode()
                 self._send(200, "application/json", body)

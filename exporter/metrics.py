@@ -1,4 +1,4 @@
-"""Every metric gatewatch exports, defined in one place.
+"""Every metric gatewatch exports, defined in one place: the contract, and how a family is written.
 
 Why one module: the Prometheus rules, the Grafana dashboards, the evidence command and the metrics
 reference in docs/ all depend on these names. Keeping the definitions together (and pinned by a
@@ -8,261 +8,377 @@ Conventions: the ``gatewatch_`` prefix, base units (seconds, bytes, ratios 0-1),
 counters, ``_info`` for constant-1 metadata, blackbox_exporter-style ``gatewatch_probe_success`` and
 ``gatewatch_probe_duration_seconds`` with a ``probe`` label (and ``kind``: passive or active).
 Money is in the account's currency, named by a ``currency`` label.
+
+The probes keep plain state; ``exporter.collectors`` turns it into these families at scrape time.
+A :class:`MetricSpec` writes its own family in the text format with its header rendered once and
+each label set's text rendered once, so a scrape formats little more than the values (the same
+text prometheus-client's ``generate_latest`` writes, checked by a test).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
-from probes.outcome import ProbeOutcomes
+from probes.state import Distribution, ProbeState
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-FILL_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+LabelValues = tuple[str, ...]
+Rows = Iterable[tuple[LabelValues, float]]
+LABEL_CACHE_LIMIT = 10_000
+"""Label sets remembered per family; past it the cache starts again (a label explosion stays bounded)."""
 
 
-class CounterFromSource(Gauge):
-    """A counter whose total is read from elsewhere (e.g. a process's CPU seconds) and set.
-
-    prometheus_client's Counter can only be incremented; exposing a copied total as a gauge named
-    ``*_total`` fails ``promtool check metrics`` and misleads ``rate()`` users. This keeps the
-    setter but is exposed as a counter.
-    """
-
-    _type = "counter"
-
-    def _child_samples(self) -> Iterable[Sample]:
-        return tuple(sample._replace(name="_total") for sample in super()._child_samples())
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """Name, type, help and label names of a metric family made at scrape time by a collector."""
+    """Name (without ``_total``), type, help and label names of one exported family."""
 
     name: str
     type: str
     help: str
     labels: tuple[str, ...] = ()
+    _cache: dict[LabelValues, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def gauge(self) -> GaugeMetricFamily:
-        return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+    @property
+    def sample_name(self) -> str:
+        """The name the samples carry (counters add ``_total``)."""
+        return self.name + "_total" if self.type == "counter" else self.name
 
-    def counter(self) -> CounterMetricFamily:
-        return CounterMetricFamily(self.name, self.help, labels=self.labels)
+    @property
+    def header(self) -> str:
+        name = self.sample_name
+        help_text = self.help.replace("\\", r"\\").replace("\n", r"\n")
+        return f"# HELP {name} {help_text}\n# TYPE {name} {self.type}\n"
+
+    def prefix(self, values: LabelValues) -> str:
+        """``name{a="x",b="y"}`` for one label set (labels sorted by name, as prometheus-client writes)."""
+        found = self._cache.get(values)
+        if found is None:
+            if len(self._cache) >= LABEL_CACHE_LIMIT:
+                self._cache.clear()
+            pairs = sorted(zip(self.labels, values, strict=True))
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+            found = self._cache[values] = f"{self.sample_name}{{{inner}}}" if inner else self.sample_name
+        return found
+
+    def render(self, rows: Rows) -> str:
+        """The family in the text exposition format."""
+        prefix = self.prefix
+        return self.header + "".join(f"{prefix(labels)} {floatToGoString(value)}\n" for labels, value in rows)
+
+    def family(self, rows: Rows) -> Metric:
+        """The same family as a prometheus-client object (for registry readers such as tests)."""
+        family: GaugeMetricFamily | CounterMetricFamily
+        if self.type == "counter":
+            family = CounterMetricFamily(self.name, self.help, labels=self.labels)
+        else:
+            family = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        for labels, value in rows:
+            family.add_metric(list(labels), value)
+        return family
 
 
-PROBE_SUCCESS = MetricSpec("gatewatch_probe_success", "gauge", "1 if the probe's last run succeeded, else 0.",
-                           ("probe", "kind"))
-PROBE_DURATION = MetricSpec("gatewatch_probe_duration_seconds", "gauge", "Duration of the probe's last run.",
-                            ("probe", "kind"))
-PROBE_LAST_RUN = MetricSpec("gatewatch_probe_last_run_timestamp_seconds", "gauge",
-                            "Unix time the probe last finished.", ("probe", "kind"))
-PROBE_RUNS = MetricSpec("gatewatch_probe_runs", "counter", "Probe runs by result (success or failure).",
-                        ("probe", "kind", "result"))
-SCRAPE_TIME_SPECS: tuple[MetricSpec, ...] = (PROBE_SUCCESS, PROBE_DURATION, PROBE_LAST_RUN, PROBE_RUNS)
-"""Families made by collectors at scrape time (the rest are prometheus-client objects below)."""
+@dataclass(frozen=True)
+class HistogramSpec:
+    """An unlabelled histogram; its buckets are those of the :class:`Distribution` it shows."""
+
+    name: str
+    help: str
+    type: str = "histogram"
+    labels: tuple[str, ...] = ()
+
+    @property
+    def header(self) -> str:
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} histogram\n"
+
+    def _buckets(self, dist: Distribution) -> list[tuple[str, float]]:
+        total, result = 0, []
+        for bound, count in zip((*dist.bounds, float("inf")), list(dist.counts), strict=True):
+            total += count
+            result.append((floatToGoString(bound), float(total)))
+        return result
+
+    def render(self, dist: Distribution | None) -> str:
+        if dist is None:
+            return self.header
+        buckets = self._buckets(dist)
+        lines = [f'{self.name}_bucket{{le="{le}"}} {floatToGoString(count)}\n' for le, count in buckets]
+        lines.append(f"{self.name}_count {floatToGoString(buckets[-1][1])}\n")
+        lines.append(f"{self.name}_sum {floatToGoString(dist.total)}\n")
+        return self.header + "".join(lines)
+
+    def family(self, dist: Distribution | None) -> Metric:
+        family = HistogramMetricFamily(self.name, self.help)
+        if dist is not None:
+            family.add_metric([], self._buckets(dist), dist.total)
+        return family
 
 
-class ProbeOutcomeCollector(Collector):
-    """The blackbox-style probe families from the probes' recorders, made at scrape time."""
+EXPORTER_INFO = MetricSpec('gatewatch_exporter_info', 'gauge',
+    'gatewatch exporter build and target information.',
+    ('version', 'gateway'))
+GATEWAY_CONNECTED = MetricSpec('gatewatch_gateway_connected', 'gauge',
+    '1 while the API connection to the Gateway is up and synced.',
+    ())
+GATEWAY_CONNECTED_SINCE = MetricSpec('gatewatch_gateway_connected_since_timestamp_seconds', 'gauge',
+    'Unix time the current connection was established (0 while disconnected).',
+    ())
+GATEWAY_CONNECTS = MetricSpec('gatewatch_gateway_connects', 'counter',
+    'Successful connections to the Gateway.',
+    ())
+GATEWAY_DISCONNECTS = MetricSpec('gatewatch_gateway_disconnects', 'counter',
+    'Losses of the Gateway connection.',
+    ())
+GATEWAY_RECONNECT_ATTEMPTS = MetricSpec('gatewatch_gateway_reconnect_attempts', 'counter',
+    'Connection attempts after a loss or a failed start.',
+    ())
+GATEWAY_SERVER_VERSION = MetricSpec('gatewatch_gateway_server_version', 'gauge',
+    'API server version the Gateway negotiated.',
+    ())
+API_ERRORS = MetricSpec('gatewatch_api_errors', 'counter',
+    'API error/notice messages from the Gateway by code and class.',
+    ('code', 'class'))
+DATA_FARM_CONNECTED = MetricSpec('gatewatch_data_farm_connected', 'gauge',
+    '1 if the data farm is connected or inactive-but-available (2104/2106/2158/2107/2108), 0 if broken.',
+    ('farm', 'type'))
+COMPETING_SESSION = MetricSpec('gatewatch_gateway_competing_session', 'gauge',
+    '1 while a competing live session holds the market data (error 10197).',
+    ())
+CONNECTIVITY_LOST = MetricSpec('gatewatch_gateway_connectivity_lost', 'gauge',
+    '1 between error 1100 (IB servers lost) and 1101/1102 (restored).',
+    ())
+ACCOUNT_INFO = MetricSpec('gatewatch_account_info', 'gauge',
+    'Account the Gateway manages; account_type is paper or live.',
+    ('account', 'account_type'))
+ACCOUNT_NET_LIQUIDATION = MetricSpec('gatewatch_account_net_liquidation', 'gauge',
+    'Net liquidation value.',
+    ('currency',))
+ACCOUNT_CASH = MetricSpec('gatewatch_account_cash', 'gauge',
+    'Total cash value.',
+    ('currency',))
+ACCOUNT_BUYING_POWER = MetricSpec('gatewatch_account_buying_power', 'gauge',
+    'Buying power.',
+    ('currency',))
+ACCOUNT_DAY_TRADES_REMAINING = MetricSpec('gatewatch_account_day_trades_remaining', 'gauge',
+    'Day trades left under the pattern-day-trader rule (-1: unlimited).',
+    ())
+ACCOUNT_POSITIONS = MetricSpec('gatewatch_account_positions', 'gauge',
+    'Number of non-zero positions the Gateway reports.',
+    ())
+HEARTBEAT_RTT = HistogramSpec('gatewatch_heartbeat_rtt_seconds',
+    'Round trip of a current-time request to the Gateway.')
+CLOCK_SKEW = MetricSpec('gatewatch_clock_skew_seconds', 'gauge',
+    'Estimated host clock minus IB server clock.',
+    ())
+CLOCK_SKEW_UNCERTAINTY = MetricSpec('gatewatch_clock_skew_uncertainty_seconds', 'gauge',
+    "Half-width of the skew estimate's interval.",
+    ())
+HOST_NTP_SYNCHRONIZED = MetricSpec('gatewatch_host_ntp_synchronized', 'gauge',
+    '1 if the host reports its clock NTP-synchronised, 0 if not.',
+    ())
+QUOTE_BID = MetricSpec('gatewatch_quote_bid', 'gauge',
+    'Latest bid price.',
+    ('symbol',))
+QUOTE_ASK = MetricSpec('gatewatch_quote_ask', 'gauge',
+    'Latest ask price.',
+    ('symbol',))
+QUOTE_LAST = MetricSpec('gatewatch_quote_last', 'gauge',
+    'Latest trade price.',
+    ('symbol',))
+QUOTE_SPREAD = MetricSpec('gatewatch_quote_spread', 'gauge',
+    'Ask minus bid.',
+    ('symbol',))
+QUOTE_FIELD_PRESENT = MetricSpec('gatewatch_quote_field_present', 'gauge',
+    '1 if the field (bid, ask, last) holds a valid price.',
+    ('symbol', 'field'))
+QUOTE_SANE = MetricSpec('gatewatch_quote_sane', 'gauge',
+    '1 if bid > 0, ask > 0 and ask > bid.',
+    ('symbol',))
+QUOTE_TICKS = MetricSpec('gatewatch_quote_ticks', 'counter',
+    'Quote updates received on the stream.',
+    ('symbol',))
+QUOTE_LAST_UPDATE = MetricSpec('gatewatch_quote_last_update_timestamp_seconds', 'gauge',
+    'Unix time of the newest quote (Gateway timestamp where sent, else arrival).',
+    ('symbol',))
+MARKET_OPEN = MetricSpec('gatewatch_market_open', 'gauge',
+    "1 while the exchange's regular session is open (holidays, early closes).",
+    ('exchange',))
+MARKET_DATA_LINES = MetricSpec('gatewatch_market_data_lines', 'gauge',
+    'Market data lines this exporter holds.',
+    ())
+HISTORICAL_BARS = MetricSpec('gatewatch_historical_bars', 'gauge',
+    'Bars returned by the last historical request.',
+    ('symbol',))
+HISTORICAL_REQUEST_DURATION = HistogramSpec('gatewatch_historical_request_duration_seconds',
+    'Latency of historical-bar requests.')
+HISTORICAL_TIMEOUTS = MetricSpec('gatewatch_historical_timeouts', 'counter',
+    'Historical requests that timed out.',
+    ())
+GATEWAY_POSITION = MetricSpec('gatewatch_gateway_position', 'gauge',
+    'Position quantity the Gateway reports.',
+    ('symbol', 'sec_type', 'con_id'))
+POSITION_DRIFT = MetricSpec('gatewatch_position_drift', 'gauge',
+    "Gateway position minus the compared source's, per symbol.",
+    ('symbol', 'source'))
+RECONCILIATION_DISCREPANCIES = MetricSpec('gatewatch_reconciliation_discrepancies', 'counter',
+    'Reconciliations that found a difference.',
+    ('source',))
+POSITION_EXPOSURE_RATIO = MetricSpec('gatewatch_position_exposure_ratio', 'gauge',
+    'Absolute position value / net liquidation, per symbol.',
+    ('symbol',))
+RISK_MAX_POSITION_RATIO = MetricSpec('gatewatch_risk_max_position_ratio', 'gauge',
+    'Configured limit on position value / net liquidation.',
+    ())
+PROCESS_RESIDENT_MEMORY = MetricSpec('gatewatch_process_resident_memory_bytes', 'gauge',
+    'Resident memory of a watched process.',
+    ('process',))
+PROCESS_CPU_SECONDS = MetricSpec('gatewatch_process_cpu_seconds', 'counter',
+    'CPU time (user+system) of a watched process.',
+    ('process',))
+PROCESS_OPEN_FDS = MetricSpec('gatewatch_process_open_fds', 'gauge',
+    'Open file descriptors of a watched process.',
+    ('process',))
+PROCESS_UP = MetricSpec('gatewatch_process_up', 'gauge',
+    '1 if the watched process was found.',
+    ('process',))
+EXPORTER_ASYNCIO_TASKS = MetricSpec('gatewatch_exporter_asyncio_tasks', 'gauge',
+    'asyncio tasks alive in the exporter; steady growth is a task leak.',
+    ())
+HOST_CPU_USAGE_RATIO = MetricSpec('gatewatch_host_cpu_usage_ratio', 'gauge',
+    'Host CPU use, 0-1, over the last sampling interval.',
+    ())
+HOST_MEMORY_USAGE_RATIO = MetricSpec('gatewatch_host_memory_usage_ratio', 'gauge',
+    'Host memory in use (not available), 0-1.',
+    ())
+ORDER_FILL_LATENCY = HistogramSpec('gatewatch_order_fill_latency_seconds',
+    'Submit-to-execution latency of probe orders.')
+PROBE_ORDERS = MetricSpec('gatewatch_probe_orders', 'counter',
+    'Orders the active probes sent, by action.',
+    ('action',))
+PROBE_ORDERS_REFUSED = MetricSpec('gatewatch_probe_orders_refused', 'counter',
+    'Probe orders refused by a safety guard, by reason.',
+    ('reason',))
+CLOSE_ESCALATIONS = MetricSpec('gatewatch_order_close_escalations', 'counter',
+    'Closes that did not fill after every re-price, by the probe (or clean-up) that closed; '
+    'the close_retry probe escalates on purpose.',
+    ('probe',))
+PROBE_OPEN_ORDERS = MetricSpec('gatewatch_probe_open_orders', 'gauge',
+    'Probe orders still open according to the journal.',
+    ())
+PROBE_POSITIONS = MetricSpec('gatewatch_probe_positions', 'gauge',
+    'Probe positions still held according to the journal.',
+    ())
+PROBE_POSITION_DISAGREEMENTS = MetricSpec('gatewatch_probe_position_disagreements', 'gauge',
+    "Contracts where the probes' journal and the Gateway disagree on what the probes hold.",
+    ())
+PACING_BACKOFFS = MetricSpec('gatewatch_pacing_backoffs', 'counter',
+    'Back-offs after a pacing error (100 or 162).',
+    ('code',))
 
-    def __init__(self, outcomes: ProbeOutcomes) -> None:
-        self.outcomes = outcomes
+PROBE_SUCCESS = MetricSpec('gatewatch_probe_success', 'gauge',
+    "1 if the probe's last run succeeded, else 0.",
+    ('probe', 'kind'))
+PROBE_DURATION = MetricSpec('gatewatch_probe_duration_seconds', 'gauge',
+    "Duration of the probe's last run.",
+    ('probe', 'kind'))
+PROBE_LAST_RUN = MetricSpec('gatewatch_probe_last_run_timestamp_seconds', 'gauge',
+    'Unix time the probe last finished.',
+    ('probe', 'kind'))
+PROBE_RUNS = MetricSpec('gatewatch_probe_runs', 'counter',
+    'Probe runs by result (success or failure).',
+    ('probe', 'kind', 'result'))
+QUOTE_AGE = MetricSpec('gatewatch_quote_age_seconds', 'gauge',
+    'Seconds since the newest quote (Gateway timestamp where sent, else arrival), at scrape time.',
+    ('symbol',))
 
-    def collect(self) -> Iterator[Metric]:
-        success, duration, last_run, runs = (PROBE_SUCCESS.gauge(), PROBE_DURATION.gauge(),
-                                             PROBE_LAST_RUN.gauge(), PROBE_RUNS.counter())
+CONTRACT: tuple[MetricSpec | HistogramSpec, ...] = tuple(
+    value for value in list(globals().values()) if isinstance(value, MetricSpec | HistogramSpec))
+"""Every exported family, in the order above."""
+
+Family = tuple[MetricSpec, Rows] | tuple[HistogramSpec, Distribution | None]
+FamilySource = Callable[[], Iterator[Family]]
+
+
+class Metrics(ProbeState):
+    """The probes' shared state, and the registry that shows it and every attached source.
+
+    ``render()`` is what /metrics serves; ``registry`` is the same data for prometheus-client
+    readers (``get_sample_value`` in tests). Every family of the contract appears in both, empty
+    until a source fills it, as prometheus-client's own metric objects did.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[FamilySource] = [self._shared_families]
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_RegistryView(self))
+
+    def add_source(self, source: FamilySource) -> None:
+        self.sources.append(source)
+
+    def families(self) -> Iterator[Family]:
+        seen: set[str] = set()
+        for source in self.sources:
+            for family in source():
+                seen.add(family[0].name)
+                yield family
+        for spec in CONTRACT:
+            if spec.name not in seen:
+                yield (spec, ()) if isinstance(spec, MetricSpec) else (spec, None)
+
+    def render(self) -> bytes:
+        """/metrics in the text exposition format."""
+        parts = []
+        for spec, data in self.families():
+            parts.append(spec.render(data))  # type: ignore[arg-type]  # spec and data come in pairs
+        return "".join(parts).encode()
+
+    def _shared_families(self) -> Iterator[Family]:
+        success: list[tuple[LabelValues, float]] = []
+        duration: list[tuple[LabelValues, float]] = []
+        last_run: list[tuple[LabelValues, float]] = []
+        runs: list[tuple[LabelValues, float]] = []
         for rec in self.outcomes:
-            labels = [rec.probe, rec.kind]
+            labels = (rec.probe, rec.kind)
             status = rec.status
             if status.last_run is not None:
-                success.add_metric(labels, 1.0 if status.success else 0.0)
-                duration.add_metric(labels, rec.duration)
-                last_run.add_metric(labels, status.last_run)
-            runs.add_metric([*labels, "success"], rec.successes)
-            runs.add_metric([*labels, "failure"], rec.failures)
-        yield from (success, duration, last_run, runs)
+                success.append((labels, 1.0 if status.success else 0.0))
+                duration.append((labels, rec.duration))
+                last_run.append((labels, status.last_run))
+            runs.append(((*labels, "success"), rec.successes))
+            runs.append(((*labels, "failure"), rec.failures))
+        yield PROBE_SUCCESS, success
+        yield PROBE_DURATION, duration
+        yield PROBE_LAST_RUN, last_run
+        yield PROBE_RUNS, runs
+        yield ORDER_FILL_LATENCY, self.fill_latency
+        yield PROBE_ORDERS, _by_label(self.orders)
+        yield PROBE_ORDERS_REFUSED, _by_label(self.orders_refused)
+        yield CLOSE_ESCALATIONS, _by_label(self.close_escalations)
+        yield PACING_BACKOFFS, _by_label(self.pacing_backoffs)
+        yield PROBE_OPEN_ORDERS, [((), self.open_orders)]
+        yield PROBE_POSITIONS, [((), self.positions)]
+        yield PROBE_POSITION_DISAGREEMENTS, [((), self.position_disagreements)]
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
+
+def _by_label(counts: Mapping[str, int]) -> list[tuple[LabelValues, float]]:
+    return [((key,), value) for key, value in list(counts.items())]  # list(): one step under the GIL
 
 
-class Metrics:
-    """The exporter's metric objects, registered in their own registry (no global state)."""
+class _RegistryView(Collector):
+    """The families as prometheus-client objects."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
 
-        # exporter itself
-        self.exporter_info = Gauge(
-            "gatewatch_exporter_info", "gatewatch exporter build and target information.",
-            ["version", "gateway"], registry=r)
-
-        # blackbox-style probe results (passive and active probes alike), made at scrape time
-        self.outcomes = ProbeOutcomes()
-        r.register(ProbeOutcomeCollector(self.outcomes))
-
-        # connection
-        self.gateway_connected = Gauge(
-            "gatewatch_gateway_connected", "1 while the API connection to the Gateway is up and synced.",
-            registry=r)
-        self.gateway_connected_since = Gauge(
-            "gatewatch_gateway_connected_since_timestamp_seconds",
-            "Unix time the current connection was established (0 while disconnected).", registry=r)
-        self.gateway_connects = Counter(
-            "gatewatch_gateway_connects_total", "Successful connections to the Gateway.", registry=r)
-        self.gateway_disconnects = Counter(
-            "gatewatch_gateway_disconnects_total", "Losses of the Gateway connection.", registry=r)
-        self.gateway_reconnect_attempts = Counter(
-            "gatewatch_gateway_reconnect_attempts_total", "Connection attempts after a loss or a failed start.",
-            registry=r)
-        self.gateway_server_version = Gauge(
-            "gatewatch_gateway_server_version", "API server version the Gateway negotiated.", registry=r)
-        self.api_errors = Counter(
-            "gatewatch_api_errors_total", "API error/notice messages from the Gateway by code and class.",
-            ["code", "class"], registry=r)
-        self.data_farm_connected = Gauge(
-            "gatewatch_data_farm_connected",
-            "1 if the data farm is connected or inactive-but-available (2104/2106/2158/2107/2108), 0 if broken.",
-            ["farm", "type"], registry=r)
-        self.competing_session = Gauge(
-            "gatewatch_gateway_competing_session",
-            "1 while a competing live session holds the market data (error 10197).", registry=r)
-        self.connectivity_lost = Gauge(
-            "gatewatch_gateway_connectivity_lost",
-            "1 between error 1100 (IB servers lost) and 1101/1102 (restored).", registry=r)
-
-        # account
-        self.account_info = Gauge(
-            "gatewatch_account_info", "Account the Gateway manages; account_type is paper or live.",
-            ["account", "account_type"], registry=r)
-        self.account_net_liquidation = Gauge(
-            "gatewatch_account_net_liquidation", "Net liquidation value.", ["currency"], registry=r)
-        self.account_cash = Gauge(
-            "gatewatch_account_cash", "Total cash value.", ["currency"], registry=r)
-        self.account_buying_power = Gauge(
-            "gatewatch_account_buying_power", "Buying power.", ["currency"], registry=r)
-        self.account_day_trades_remaining = Gauge(
-            "gatewatch_account_day_trades_remaining",
-            "Day trades left under the pattern-day-trader rule (-1: unlimited).", registry=r)
-        self.account_positions = Gauge(
-            "gatewatch_account_positions", "Number of non-zero positions the Gateway reports.", registry=r)
-
-        # heartbeat and clock
-        self.heartbeat_rtt = Histogram(
-            "gatewatch_heartbeat_rtt_seconds", "Round trip of a current-time request to the Gateway.",
-            buckets=LATENCY_BUCKETS, registry=r)
-        self.clock_skew = Gauge(
-            "gatewatch_clock_skew_seconds", "Estimated host clock minus IB server clock.", registry=r)
-        self.clock_skew_uncertainty = Gauge(
-            "gatewatch_clock_skew_uncertainty_seconds", "Half-width of the skew estimate's interval.",
-            registry=r)
-        self.host_ntp_synchronized = Gauge(
-            "gatewatch_host_ntp_synchronized", "1 if the host reports its clock NTP-synchronised, 0 if not.",
-            registry=r)
-
-        # quotes (gatewatch_quote_age_seconds is computed at scrape time by exporter.collectors)
-        self.quote_bid = Gauge("gatewatch_quote_bid", "Latest bid price.", ["symbol"], registry=r)
-        self.quote_ask = Gauge("gatewatch_quote_ask", "Latest ask price.", ["symbol"], registry=r)
-        self.quote_last = Gauge("gatewatch_quote_last", "Latest trade price.", ["symbol"], registry=r)
-        self.quote_spread = Gauge("gatewatch_quote_spread", "Ask minus bid.", ["symbol"], registry=r)
-        self.quote_field_present = Gauge(
-            "gatewatch_quote_field_present", "1 if the field (bid, ask, last) holds a valid price.",
-            ["symbol", "field"], registry=r)
-        self.quote_sane = Gauge(
-            "gatewatch_quote_sane", "1 if bid > 0, ask > 0 and ask > bid.", ["symbol"], registry=r)
-        self.quote_ticks = Counter(
-            "gatewatch_quote_ticks_total", "Quote updates received on the stream.", ["symbol"], registry=r)
-        self.quote_last_update = Gauge(
-            "gatewatch_quote_last_update_timestamp_seconds",
-            "Unix time of the newest quote (Gateway timestamp where sent, else arrival).", ["symbol"], registry=r)
-        self.market_open = Gauge(
-            "gatewatch_market_open", "1 while the exchange's regular session is open (holidays, early closes).",
-            ["exchange"], registry=r)
-        self.market_data_lines = Gauge(
-            "gatewatch_market_data_lines", "Market data lines this exporter holds.", registry=r)
-
-        # historical
-        self.historical_bars = Gauge(
-            "gatewatch_historical_bars", "Bars returned by the last historical request.", ["symbol"], registry=r)
-        self.historical_request_duration = Histogram(
-            "gatewatch_historical_request_duration_seconds", "Latency of historical-bar requests.",
-            buckets=LATENCY_BUCKETS, registry=r)
-        self.historical_timeouts = Counter(
-            "gatewatch_historical_timeouts_total", "Historical requests that timed out.", registry=r)
-
-        # reconciliation and risk
-        self.gateway_position = Gauge(
-            "gatewatch_gateway_position", "Position quantity the Gateway reports.",
-            ["symbol", "sec_type", "con_id"], registry=r)
-        self.position_drift = Gauge(
-            "gatewatch_position_drift", "Gateway position minus the compared source's, per symbol.",
-            ["symbol", "source"], registry=r)
-        self.reconciliation_discrepancies = Counter(
-            "gatewatch_reconciliation_discrepancies_total", "Reconciliations that found a difference.",
-            ["source"], registry=r)
-        self.position_exposure_ratio = Gauge(
-            "gatewatch_position_exposure_ratio", "Absolute position value / net liquidation, per symbol.",
-            ["symbol"], registry=r)
-        self.risk_max_position_ratio = Gauge(
-            "gatewatch_risk_max_position_ratio", "Configured limit on position value / net liquidation.",
-            registry=r)
-
-        # processes and host
-        self.process_resident_memory = Gauge(
-            "gatewatch_process_resident_memory_bytes", "Resident memory of a watched process.",
-            ["process"], registry=r)
-        self.process_cpu_seconds = CounterFromSource(
-            "gatewatch_process_cpu_seconds_total", "CPU time (user+system) of a watched process.",
-            ["process"], registry=r)
-        self.process_open_fds = Gauge(
-            "gatewatch_process_open_fds", "Open file descriptors of a watched process.", ["process"], registry=r)
-        self.process_up = Gauge(
-            "gatewatch_process_up", "1 if the watched process was found.", ["process"], registry=r)
-        self.exporter_asyncio_tasks = Gauge(
-            "gatewatch_exporter_asyncio_tasks", "asyncio tasks alive in the exporter; steady growth is a task leak.",
-            registry=r)
-        self.host_cpu_usage_ratio = Gauge(
-            "gatewatch_host_cpu_usage_ratio", "Host CPU use, 0-1, over the last sampling interval.", registry=r)
-        self.host_memory_usage_ratio = Gauge(
-            "gatewatch_host_memory_usage_ratio", "Host memory in use (not available), 0-1.", registry=r)
-
-        # active order probes
-        self.order_fill_latency = Histogram(
-            "gatewatch_order_fill_latency_seconds", "Submit-to-execution latency of probe orders.",
-            buckets=FILL_LATENCY_BUCKETS, registry=r)
-        self.probe_orders = Counter(
-            "gatewatch_probe_orders_total", "Orders the active probes sent, by action.", ["action"], registry=r)
-        self.probe_orders_refused = Counter(
-            "gatewatch_probe_orders_refused_total", "Probe orders refused by a safety guard, by reason.",
-            ["reason"], registry=r)
-        self.close_escalations = Counter(
-            "gatewatch_order_close_escalations_total",
-            "Closes that did not fill after every re-price, by the probe (or clean-up) that closed; "
-            "the close_retry probe escalates on purpose.", ["probe"], registry=r)
-        self.probe_open_orders = Gauge(
-            "gatewatch_probe_open_orders", "Probe orders still open according to the journal.", registry=r)
-        self.probe_positions = Gauge(
-            "gatewatch_probe_positions", "Probe positions still held according to the journal.", registry=r)
-        self.probe_position_disagreements = Gauge(
-            "gatewatch_probe_position_disagreements",
-            "Contracts where the probes' journal and the Gateway disagree on what the probes hold.", registry=r)
-        self.pacing_backoffs = Counter(
-            "gatewatch_pacing_backoffs_total", "Back-offs after a pacing error (100 or 162).", ["code"],
-            registry=r)
-
-    def init_close_escalations(self, probes: Iterable[str]) -> None:
-        """Create ``gatewatch_order_close_escalations_total`` at 0 for every probe that may close.
-
-        Why: the CloseEscalation alert uses ``increase()``, which needs a sample before the change it
-        measures: a series whose first sample is already 1 shows no increase, so the first escalation
-        would pass unseen.
-        """
-        for probe in probes:
-            self.close_escalations.labels(probe=probe)
+    def collect(self) -> Iterator[Metric]:
+        for spec, data in self.metrics.families():
+            yield spec.family(data)  # type: ignore[arg-type]

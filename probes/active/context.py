@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from ib_async import IB, Contract
 
-from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from probes.active.guard import PaperGuard
 from probes.active.journal import Journal
 from probes.active.orders import ProbeOrders
 from probes.active.pacing import PacingGovernor
+from probes.state import ProbeState
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ProbeContext:
     journal: Journal
     governor: PacingGovernor
     instrument: Contract
-    metrics: Metrics | None = None
+    metrics: ProbeState | None = None
 
     def probe_net(self) -> float:
         """Our probes' net position in the instrument, from the journal's fills."""

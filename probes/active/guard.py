@@ -17,10 +17,10 @@ from typing import NoReturn
 from ib_async import IB, Contract, Order, Trade
 from loguru import logger
 
-from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.account import the_account
 from probes.active.journal import PROBE_SCOPE, Journal
+from probes.state import ProbeState
 
 
 class OrderRefused(Exception):
@@ -142,7 +142,7 @@ class PaperGuard:
         journal: Journal,
         *,
         run_id: str,
-        metrics: Metrics | None = None,
+        metrics: ProbeState | None = None,
     ) -> None:
         self.ib = ib
         self.config = config
@@ -342,7 +342,7 @@ class PaperGuard:
             scope=scope,
         )
         if self.metrics:
-            self.metrics.probe_orders.labels(action=order.action.lower()).inc()
+            self.metrics.orders[order.action.lower()] += 1
         logger.info(
             "probe order {} {} {:g} {} {} @ {} sent (id {})",
             ref,
@@ -359,7 +359,7 @@ class PaperGuard:
 
     def _refuse(self, reason: str, message: str) -> NoReturn:
         if self.metrics:
-            self.metrics.probe_orders_refused.labels(reason=reason).inc()
+            self.metrics.orders_refused[reason] += 1
         logger.warning("probe order refused ({}): {}", reason, message)
         raise OrderRefused(reason, message)
 

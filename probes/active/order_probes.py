@@ -301,7 +301,4 @@ async def probe_close_retry(ctx: ProbeContext) -> str:
 def _escalations(ctx: ProbeContext) -> float:
     if ctx.metrics is None:
         return 0.0
-    value = ctx.metrics.registry.get_sample_value(
-        "gatewatch_order_close_escalations_total", {"probe": "close_retry"}
-    )
-    return float(value or 0.0)
+    return float(ctx.metrics.close_escalations["close_retry"])

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from ib_async import IB, Contract, Fill, LimitOrder, Ticker, Trade
 from loguru import logger
 
-from exporter.metrics import Metrics
 from gatewatch.config import ActiveConfig
 from probes.active.guard import PaperGuard, SentOrder
 from probes.active.holdings import Holding, reconcile
 from probes.active.journal import Journal
 from probes.active.pacing import PacingGovernor
+from probes.state import ProbeState
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 CANCEL_OF_FILLED = (161, 10148)
@@ -98,7 +98,7 @@ class ProbeOrders:
         journal: Journal,
         active: ActiveConfig,
         governor: PacingGovernor,
-        metrics: Metrics | None = None,
+        metrics: ProbeState | None = None,
     ) -> None:
         self.ib = ib
         self.guard = guard
@@ -260,7 +260,7 @@ class ProbeOrders:
         latency = first - sent.sent_at if first is not None and math.isfinite(sent.sent_at) else None
         filled = float(trade.filled())
         if latency is not None and self.metrics:
-            self.metrics.order_fill_latency.observe(latency)
+            self.metrics.fill_latency.observe(latency)
         return FillResult(filled, trade.orderStatus.status, latency, float(trade.orderStatus.avgFillPrice))
 
     async def cancel(self, sent: SentOrder, timeout: float | None = None) -> str:
@@ -350,7 +350,7 @@ class ProbeOrders:
             reprices += attempt
             if result.filled < lot and result.status not in DONE:
                 if self.metrics:
-                    self.metrics.close_escalations.labels(probe=probe).inc()
+                    self.metrics.close_escalations[probe] += 1
                 logger.error(
                     "CLOSE ESCALATION: {} not filled after {} re-prices; closing at the bid now",
                     sent.order_ref,
@@ -385,7 +385,7 @@ class ProbeOrders:
         found = reconcile(self.journal.net_positions(), {c: q for c, (_, q) in held.items()})
         bad = [h for h in found.values() if not h.agrees]
         if self.metrics:
-            self.metrics.probe_position_disagreements.set(len(bad))
+            self.metrics.position_disagreements = len(bad)
         for h in bad if log else []:
             logger.error(
                 "PROBE POSITION DISAGREEMENT {}: nothing will be sold or bought for it; "

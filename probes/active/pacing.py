@@ -18,7 +18,7 @@ from typing import TypeVar
 from ib_async import IB, Contract
 from loguru import logger
 
-from exporter.metrics import Metrics
+from probes.state import ProbeState
 
 PACING_CODES = (100, 162)
 DEFAULT_MAX_RATE = 20.0
@@ -56,7 +56,7 @@ class PacingGovernor:
         ib: IB,
         *,
         backoff_base: float = 2.0,
-        metrics: Metrics | None = None,
+        metrics: ProbeState | None = None,
         pacer: RequestPacer | None = None,
     ) -> None:
         self.ib = ib
@@ -82,7 +82,7 @@ class PacingGovernor:
         self._resume_at = max(self._resume_at, now) + delay
         self.backoffs += 1
         if self.metrics:
-            self.metrics.pacing_backoffs.labels(code=str(code)).inc()
+            self.metrics.pacing_backoffs[str(code)] += 1
         logger.warning("pacing error {} (req {}): backing off {:.2f} s: {}", code, req_id, delay, message)
 
     async def ready(self) -> None:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from ib_async import IB
 from loguru import logger
 
-from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.connect import Client, connect
 from probes.active import order_probes, request_probes
@@ -28,6 +27,7 @@ from probes.active.instrument import resolve_instrument
 from probes.active.journal import Journal, JournalError
 from probes.active.orders import ProbeFailure, ProbeOrders
 from probes.active.pacing import PacingGovernor
+from probes.state import ProbeState
 
 ProbeFn = Callable[[ProbeContext], Awaitable[str]]
 
@@ -96,7 +96,7 @@ class ActiveSession:
         self,
         config: GatewatchConfig,
         *,
-        metrics: Metrics | None = None,
+        metrics: ProbeState | None = None,
         backoff_base: float = 2.0,
         run_id: str | None = None,
     ) -> None:
@@ -130,8 +130,8 @@ class ActiveSession:
 
     def update_gauges(self) -> None:
         if self.metrics:
-            self.metrics.probe_open_orders.set(len(self.journal.open_orders()))
-            self.metrics.probe_positions.set(len(self.journal.net_positions()))
+            self.metrics.open_orders = len(self.journal.open_orders())
+            self.metrics.positions = len(self.journal.net_positions())
 
     async def recover(self) -> list[str]:
         """Paper check, then cancel/close what earlier (crashed) runs left behind."""
@@ -156,7 +156,7 @@ async def run_probes(
     config: GatewatchConfig,
     *,
     only: list[str] | None = None,
-    metrics: Metrics | None = None,
+    metrics: ProbeState | None = None,
     backoff_base: float = 2.0,
     on_result: Callable[[ProbeResult], None] | None = None,
     stop: asyncio.Event | None = None,

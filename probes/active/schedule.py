@@ -16,23 +16,23 @@ from typing import Any
 
 from loguru import logger
 
-from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
 from gatewatch.market_calendar import NYSE
 from probes.active.runner import PROBES, ProbeResult, run_probes
+from probes.state import ProbeState
 
 KIND = "active"
 CLEANUP_CLOSERS = ("recovery", "cleanup")
 """Names under which the runner's recovery and clean-up close probe positions (``probe`` label)."""
 
 
-def publish(metrics: Metrics, result: ProbeResult) -> None:
+def publish(metrics: ProbeState, result: ProbeResult) -> None:
     """Record one active probe result on the shared outcome path (the runner logs each result)."""
     metrics.outcomes.recorder(result.name, KIND, log=False).record(
         result.ok, result.duration, "" if result.ok else result.detail)
 
 
-def initialise_series(metrics: Metrics) -> None:
+def initialise_series(metrics: ProbeState) -> None:
     """Create the run and escalation counters at 0 before any run, so the first failure is visible.
 
     The order_probes_passed gate and the CloseEscalation alert use ``increase()``, which cannot see
@@ -47,12 +47,12 @@ MarketOpen = Callable[[dt.datetime], bool]
 
 
 IsOpen = Callable[[dt.datetime], bool]
-TaskFactory = Callable[[GatewatchConfig, Metrics], Coroutine[Any, Any, None]]
+TaskFactory = Callable[[GatewatchConfig, ProbeState], Coroutine[Any, Any, None]]
 
 
 async def run_schedule(
     config: GatewatchConfig,
-    metrics: Metrics,
+    metrics: ProbeState,
     stop: asyncio.Event,
     *,
     backoff_base: float = 2.0,
@@ -104,7 +104,7 @@ def exporter_task(is_open: IsOpen = NYSE.is_open) -> TaskFactory:
     contract's liquid hours, the NYSE calendar as fallback) so both agree on when the market is open.
     """
 
-    def start(config: GatewatchConfig, metrics: Metrics) -> Coroutine[Any, Any, None]:
+    def start(config: GatewatchConfig, metrics: ProbeState) -> Coroutine[Any, Any, None]:
         return run_schedule(config, metrics, asyncio.Event(), is_open=is_open)
 
     return start

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import math
 
-from exporter.metrics import Metrics
 from probes.gateway import GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 
-TAGS = {
-    "NetLiquidation": "account_net_liquidation",
-    "TotalCashValue": "account_cash",
-    "BuyingPower": "account_buying_power",
-}
+TAGS = frozenset({"NetLiquidation", "TotalCashValue", "BuyingPower"})
 
 
 def account_type(account: str) -> str:
@@ -36,23 +32,31 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def net_liquidation(session: GatewaySession) -> float | None:
+    """Net liquidation in the account's reporting currency (BASE rows excluded), if known."""
+    for value in session.ib.accountValues(session.account):
+        if value.tag == "NetLiquidation" and value.currency not in ("", "BASE"):
+            return _number(value.value)
+    return None
+
+
 class AccountProbe:
-    """Exports account identity, money figures, day trades left and the number of positions."""
+    """Keeps account identity, money figures, day trades left and the number of positions."""
 
     name = "account"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.recorder = metrics.outcomes.recorder(self.name)
-        self._info_account: str | None = None
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = ctx.session
+        self.interval = ctx.config.probes.account_interval
+        self.timeout = ctx.config.gateway.request_timeout
+        self.recorder = ctx.state.outcomes.recorder(self.name)
+        self.account = ""
+        self.money: dict[tuple[str, str], float] = {}  # (tag, currency) -> value
+        self.day_trades_remaining: float | None = None
+        self.positions: int | None = None
 
-    def net_liquidation(self) -> float | None:
-        """Net liquidation in the account's reporting currency (BASE rows excluded), if known."""
-        for value in self.session.ib.accountValues(self.session.account):
-            if value.tag == "NetLiquidation" and value.currency not in ("", "BASE"):
-                return _number(value.value)
-        return None
+    def schedule(self) -> Schedule:
+        return Schedule(self.interval, self.timeout)
 
     async def run_once(self) -> None:
         if not self.session.connected:
@@ -60,23 +64,19 @@ class AccountProbe:
         account = self.session.account
         if not account:
             raise ProbeFailure("the Gateway reported no managed account")
-        m = self.metrics
-        if self._info_account != account:
-            if self._info_account is not None:
-                m.account_info.remove(self._info_account, account_type(self._info_account))
-            m.account_info.labels(account=account, account_type=account_type(account)).set(1)
-            self._info_account = account
+        if account != self.account:
+            self.money = {}
+        self.account = account
         seen_net_liq = False
         for value in self.session.ib.accountValues(account):
             number = _number(value.value)
             if number is None:
                 continue
             if value.tag in TAGS and value.currency not in ("", "BASE"):
-                getattr(m, TAGS[value.tag]).labels(currency=value.currency).set(number)
+                self.money[(value.tag, value.currency)] = number
                 seen_net_liq |= value.tag == "NetLiquidation"
             elif value.tag == "DayTradesRemaining":
-                m.account_day_trades_remaining.set(number)
-        positions = [p for p in self.session.ib.positions(account) if p.position]
-        m.account_positions.set(len(positions))
+                self.day_trades_remaining = number
+        self.positions = sum(1 for p in self.session.ib.positions(account) if p.position)
         if not seen_net_liq:
             raise ProbeFailure(f"no NetLiquidation value received for {account}")

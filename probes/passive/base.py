@@ -9,8 +9,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
+from gatewatch.config import GatewatchConfig
+from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeFailure, ProbeRecorder
+from probes.state import ProbeState
+
+
+@dataclass
+class PassiveContext:
+    """Everything a passive probe may use; every passive probe is built from this alone."""
+
+    session: GatewaySession
+    config: GatewatchConfig
+    requester: CurrentTimeRequester
+    state: ProbeState
+
+
+class Schedule(NamedTuple):
+    """How often a probe runs and how long one run may take."""
+
+    interval: float
+    timeout: float
+
+
+class PassiveProbe(Protocol):
+    """The shape the exporter schedules: a name, its recorder, a schedule (None: disabled), a run."""
+
+    name: str
+    recorder: ProbeRecorder
+
+    def schedule(self) -> Schedule | None: ...
+
+    async def run_once(self) -> None: ...
 
 
 async def run_periodically(

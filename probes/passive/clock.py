@@ -2,7 +2,7 @@
 
 The interval math (whole-second answers, boundary-aimed requests, restart on a clock step, drift
 widening) is :mod:`gatewatch.ib.clock`, shared with preflight; this probe schedules the requests
-and exports the midpoint as the skew and the half-width as its uncertainty.
+and keeps the midpoint as the skew and the half-width as its uncertainty.
 
 The host's own NTP status (:mod:`gatewatch.ib.ntp`, as preflight reads it) is reported beside it,
 since IB time alone cannot say which of the two clocks is wrong.
@@ -15,33 +15,35 @@ import time
 
 from loguru import logger
 
-from exporter.metrics import Metrics
 from gatewatch.ib.clock import ClockEstimator as ClockEstimator  # re-exported
 from gatewatch.ib.clock import TimeSample
 from gatewatch.ib.ntp import host_ntp_status
-from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 
 NTP_CHECK_INTERVAL = 60.0
 
 
 class ClockProbe:
-    """Schedules boundary-aimed time requests and exports the skew estimate and host NTP status."""
+    """Schedules boundary-aimed time requests; keeps the skew estimate and host NTP status."""
 
     name = "clock"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics, requester: CurrentTimeRequester,
-                 interval: float) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.requester = requester
-        self.interval = interval
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = ctx.session
+        self.requester = ctx.requester
+        self.interval = ctx.config.probes.clock_interval
+        self.recorder = ctx.state.outcomes.recorder(self.name)
         self.estimator = ClockEstimator()
+        self.ntp_synchronized: bool | None = None
+        self.skew: tuple[float, float] | None = None  # (estimate, uncertainty) after the latest sample
         self.rtt = 0.0
         self._ntp_checked = -math.inf
-        requester.listeners.append(self._on_sample)
-        session.on_connected.append(self._reset)
+        self.requester.listeners.append(self._on_sample)
+        self.session.on_connected.append(self._reset)
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.interval, self.requester.timeout * 2 + self.interval)
 
     def _reset(self) -> None:
         """A new connection may be a different Gateway (or one whose clock was reset)."""
@@ -52,17 +54,14 @@ class ClockProbe:
         if not self.estimator.add(sample):
             logger.warning("clock: IB time moved against this host's clock; new skew estimate {:+.3f} s",
                            self.estimator.skew)
-        self.metrics.clock_skew.set(self.estimator.skew)
-        self.metrics.clock_skew_uncertainty.set(self.estimator.uncertainty)
+        self.skew = (self.estimator.skew, self.estimator.uncertainty)
 
     def _check_ntp(self) -> None:
         now = time.monotonic()
         if now - self._ntp_checked < NTP_CHECK_INTERVAL:
             return
         self._ntp_checked = now
-        synced = host_ntp_status().synchronised
-        if synced is not None:
-            self.metrics.host_ntp_synchronized.set(1 if synced else 0)
+        self.ntp_synchronized = host_ntp_status().synchronised
 
     async def run_once(self) -> None:
         self._check_ntp()

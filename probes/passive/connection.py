@@ -1,9 +1,9 @@
 """The connection probe: is the API connection up, and what is the Gateway telling us?
 
-Exports the connected gauge (set the instant ib_async reports the socket closed, so a dead
-Gateway shows within milliseconds rather than at the next poll), connection counters, the server
-version, API messages counted by code and class, data-farm status per farm, competing sessions
-(10197) and IB-side connectivity loss (1100 until 1101/1102).
+Keeps the connection counters, API messages counted by code and class, data-farm status per farm,
+competing sessions (10197) and IB-side connectivity loss (1100 until 1101/1102). Whether the
+session is connected is read from the session itself at scrape time, so a dead Gateway shows the
+instant ib_async reports the socket closed rather than at the next poll.
 
 Message classes follow docs in ibkr-facts: *critical* means data or orders are not flowing,
 *warning* needs attention, *informational* is routine (farm OK notices, order cancelled).
@@ -12,12 +12,12 @@ Message classes follow docs in ibkr-facts: *critical* means data or orders are n
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from loguru import logger
 
-from exporter.metrics import Metrics
-from probes.gateway import GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 
 CRITICAL_CODES = frozenset({326, 502, 504, 1100, 2110, 10197})
 WARNING_CODES = frozenset({100, 162, 200, 201, 354, 1101, 2103, 2105, 2157, 10167, 10168})
@@ -31,6 +31,7 @@ FARM_CODES: dict[int, tuple[str, bool]] = {
 COMPETING_SESSION = 10197
 CONNECTIVITY_LOST = (1100, 2110)
 CONNECTIVITY_RESTORED = (1101, 1102)
+INTERVAL = 1.0
 COMPETING_CLEARS_AFTER = 1.0
 """Seconds after a 10197 from which a fresh quote proves the data is ours again."""
 
@@ -60,49 +61,49 @@ def farm_name(message: str) -> str:
 
 
 class ConnectionProbe:
-    """Feeds the connection metrics from the session's events; success = connected and not cut off."""
+    """Counts the session's events; success = connected and not cut off."""
 
     name = "connection"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = session = ctx.session
+        self.timeout = ctx.config.gateway.request_timeout
+        self.recorder = ctx.state.outcomes.recorder(self.name)
+        self.connects = 0
+        self.disconnects = 0
+        self.attempts = 0
+        self.server_version = 0  # as negotiated by the latest connection
+        self.api_errors: Counter[tuple[str, str]] = Counter()  # (code, class)
+        self.farms: dict[tuple[str, str], bool] = {}  # (farm, type) -> ok
         self.competing_since: float | None = None
         self.connectivity_lost = False
-        self.farms: dict[tuple[str, str], bool] = {}
-        metrics.gateway_connected.set(0)
-        metrics.gateway_connected_since.set(0)
-        metrics.competing_session.set(0)
-        metrics.connectivity_lost.set(0)
         session.on_connected.append(self._on_connected)
         session.on_disconnected.append(self._on_disconnected)
-        session.on_attempt.append(metrics.gateway_reconnect_attempts.inc)
+        session.on_attempt.append(self._on_attempt)
         session.on_error.append(self._on_error)
         session.ib.pendingTickersEvent += self._on_tickers
 
+    def schedule(self) -> Schedule:
+        return Schedule(INTERVAL, self.timeout)
+
+    def _on_attempt(self) -> None:
+        self.attempts += 1
+
     def _on_connected(self) -> None:
-        m = self.metrics
-        m.gateway_connected.set(1)
-        m.gateway_connected_since.set(self.session.connected_since or time.time())
-        m.gateway_connects.inc()
-        m.gateway_server_version.set(self.session.server_version())
+        self.connects += 1
+        self.server_version = self.session.server_version()
         self._set_competing(False)
         self._set_connectivity_lost(False)
 
     def _on_disconnected(self) -> None:
-        m = self.metrics
-        m.gateway_connected.set(0)
-        m.gateway_connected_since.set(0)
-        m.gateway_disconnects.inc()
+        self.disconnects += 1
         self.recorder.record(False, 0.0, "gateway disconnected")
 
     def _on_error(self, _req_id: int, code: int, message: str) -> None:
-        self.metrics.api_errors.labels(code=str(code), **{"class": classify(code)}).inc()
+        self.api_errors[(str(code), classify(code))] += 1
         if code in FARM_CODES:
             kind, ok = FARM_CODES[code]
             farm = farm_name(message)
-            self.metrics.data_farm_connected.labels(farm=farm, type=kind).set(1 if ok else 0)
             if self.farms.get((farm, kind)) != ok:
                 logger.info("{} data farm {} {}", kind, farm, "ok" if ok else "BROKEN")
                 self.farms[(farm, kind)] = ok
@@ -125,11 +126,7 @@ class ConnectionProbe:
             logger.error("competing live session: market data withheld (10197)")
         elif not active and self.competing_since is not None:
             logger.info("competing session over: market data flowing again")
-        if active:
-            self.competing_since = time.time()
-        else:
-            self.competing_since = None
-        self.metrics.competing_session.set(1 if active else 0)
+        self.competing_since = time.time() if active else None
 
     def _set_connectivity_lost(self, lost: bool) -> None:
         if lost != self.connectivity_lost:
@@ -138,13 +135,11 @@ class ConnectionProbe:
             else:
                 logger.info("gateway connectivity to IB servers restored")
         self.connectivity_lost = lost
-        self.metrics.connectivity_lost.set(1 if lost else 0)
 
     async def run_once(self) -> None:
         """Periodic verdict: the socket is up, IB's servers are reachable, our data is not withheld."""
         if not self.session.connected:
             raise ProbeFailure(f"not connected to {self.session.address}")
-        self.metrics.gateway_server_version.set(self.session.server_version())
         if self.connectivity_lost:
             raise ProbeFailure("gateway reports lost connectivity to IB (1100)")
         if self.competing_since is not None:

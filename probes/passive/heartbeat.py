@@ -8,9 +8,10 @@ dropped on purpose so the session's reconnect loop can recover a Gateway that ca
 
 from __future__ import annotations
 
-from exporter.metrics import Metrics
 from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
+from probes.state import LATENCY_BUCKETS, Distribution
 
 DROP_AFTER_MISSES = 3
 
@@ -20,12 +21,16 @@ class HeartbeatProbe:
 
     name = "heartbeat"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics, requester: CurrentTimeRequester) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.requester = requester
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session: GatewaySession = ctx.session
+        self.requester: CurrentTimeRequester = ctx.requester
+        self.interval = ctx.config.probes.heartbeat_interval
+        self.recorder = ctx.state.outcomes.recorder(self.name)
+        self.rtt = Distribution(LATENCY_BUCKETS)
         self.misses = 0
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.interval, self.requester.timeout * 2)
 
     async def run_once(self) -> None:
         if not self.session.connected:
@@ -40,4 +45,4 @@ class HeartbeatProbe:
                 self.misses = 0
             raise ProbeFailure(f"no answer within {self.requester.timeout:g} s") from exc
         self.misses = 0
-        self.metrics.heartbeat_rtt.observe(sample.rtt)
+        self.rtt.observe(sample.rtt)

@@ -14,10 +14,9 @@ import time
 from ib_async import Contract, RequestError, Stock
 from loguru import logger
 
-from exporter.metrics import Metrics
-from gatewatch.config import HistoricalConfig
-from probes.gateway import GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
+from probes.state import LATENCY_BUCKETS, Distribution
 
 PACING_CODE = 162
 
@@ -27,14 +26,21 @@ class HistoricalProbe:
 
     name = "historical"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics, config: HistoricalConfig) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.config = config
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = ctx.session
+        self.config = config = ctx.config.probes.historical
+        self.state = ctx.state
+        if config.enabled:  # no run counters for a probe that never runs
+            self.recorder = ctx.state.outcomes.recorder(self.name)
+        self.duration = Distribution(LATENCY_BUCKETS)
+        self.bars: dict[str, int] = {}
+        self.timeouts = 0
         self.contract: Contract | None = None
         self.skip_next = False
-        session.on_disconnected.append(self._forget_contract)
+        self.session.on_disconnected.append(self._forget_contract)
+
+    def schedule(self) -> Schedule | None:
+        return Schedule(self.config.interval, self.config.timeout + 1) if self.config.enabled else None
 
     def _forget_contract(self) -> None:
         self.contract = None
@@ -64,17 +70,17 @@ class HistoricalProbe:
                 formatDate=2, timeout=cfg.timeout)
         except RequestError as exc:
             if exc.code == PACING_CODE:
-                self.metrics.pacing_backoffs.labels(code=str(PACING_CODE)).inc()
+                self.state.pacing_backoffs[str(PACING_CODE)] += 1
                 self.skip_next = True
                 logger.warning("historical: pacing violation (162), skipping the next request")
             raise ProbeFailure(f"historical request refused: {exc.code} {exc.message}") from exc
         elapsed = time.monotonic() - started
         symbol = cfg.symbol
         if not bars and elapsed >= cfg.timeout * 0.98:
-            self.metrics.historical_timeouts.inc()
+            self.timeouts += 1
             raise ProbeFailure(f"historical request timed out after {cfg.timeout:g} s")
-        self.metrics.historical_request_duration.observe(elapsed)
-        self.metrics.historical_bars.labels(symbol=symbol).set(len(bars))
+        self.duration.observe(elapsed)
+        self.bars[symbol] = len(bars)
         if not bars:
             raise ProbeFailure("historical request returned no bars")
         dates = [bar.date for bar in bars]

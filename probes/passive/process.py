@@ -14,14 +14,24 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from dataclasses import dataclass
 
 import psutil
 
-from exporter.metrics import Metrics
-from gatewatch.config import ProcessWatch
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 
 SELF = "exporter"
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One process's figures at the last run; ``up`` False (and zeros) when it was not found."""
+
+    up: bool
+    rss: float = 0.0
+    cpu_seconds: float = 0.0
+    fds: float = 0.0
 
 
 class ProcessProbe:
@@ -29,13 +39,21 @@ class ProcessProbe:
 
     name = "process"
 
-    def __init__(self, metrics: Metrics, watches: list[ProcessWatch]) -> None:
-        self.metrics = metrics
-        self.recorder = metrics.outcomes.recorder(self.name)
-        self.watches = [(w.name, re.compile(w.cmdline_regex)) for w in watches]
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.interval = ctx.config.probes.process_interval
+        self.timeout = ctx.config.gateway.request_timeout
+        self.recorder = ctx.state.outcomes.recorder(self.name)
+        self.watches = [(w.name, re.compile(w.cmdline_regex)) for w in ctx.config.probes.processes]
+        self.samples: dict[str, ProcessSample] = {}
+        self.asyncio_tasks: int | None = None
+        self.host_cpu: float | None = None
+        self.host_memory: float | None = None
         self.found: dict[str, psutil.Process] = {}
         self.own = psutil.Process(os.getpid())
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval to measure over
+
+    def schedule(self) -> Schedule:
+        return Schedule(self.interval, self.timeout)
 
     def _find(self, name: str, pattern: re.Pattern[str]) -> psutil.Process | None:
         known = self.found.get(name)
@@ -50,33 +68,28 @@ class ProcessProbe:
         return None
 
     def _sample(self, name: str, proc: psutil.Process) -> bool:
-        m = self.metrics
         try:
             with proc.oneshot():
                 rss = proc.memory_info().rss
                 cpu = proc.cpu_times()
                 fds = proc.num_fds()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            m.process_up.labels(process=name).set(0)
+            self.samples[name] = ProcessSample(False)
             return False
-        m.process_resident_memory.labels(process=name).set(rss)
-        m.process_cpu_seconds.labels(process=name).set(cpu.user + cpu.system)
-        m.process_open_fds.labels(process=name).set(fds)
-        m.process_up.labels(process=name).set(1)
+        self.samples[name] = ProcessSample(True, rss, cpu.user + cpu.system, fds)
         return True
 
     async def run_once(self) -> None:
         self._sample(SELF, self.own)
-        m = self.metrics
-        m.exporter_asyncio_tasks.set(len(asyncio.all_tasks()))
-        m.host_cpu_usage_ratio.set(psutil.cpu_percent(interval=None) / 100)
+        self.asyncio_tasks = len(asyncio.all_tasks())
+        self.host_cpu = psutil.cpu_percent(interval=None) / 100
         memory = psutil.virtual_memory()
-        m.host_memory_usage_ratio.set((memory.total - memory.available) / memory.total)
+        self.host_memory = (memory.total - memory.available) / memory.total
         missing = []
         for name, pattern in self.watches:
             proc = self._find(name, pattern)
             if proc is None or not self._sample(name, proc):
-                m.process_up.labels(process=name).set(0)
+                self.samples[name] = ProcessSample(False)
                 missing.append(name)
         if missing:
             raise ProbeFailure(f"watched process not found: {', '.join(missing)}")

@@ -7,9 +7,10 @@ with data lost), because the Gateway does not restore them itself.
 
 Freshness: the newest of (arrival time of the last change of bid/ask/last/sizes) and the Gateway's
 tick-45 last-trade timestamp. Tick 45 has whole-second resolution, so it only ever wins when the
-arrival time is older. ``gatewatch_quote_age_seconds`` is computed at scrape time from these
-timestamps (see :class:`QuoteAgeCollector`), so a feed that simply stops shows a growing age
-without any event arriving. Before the first quote, the age counts from when the probe started.
+arrival time is older. A tick only updates the symbol's :class:`QuoteState`; the exporter derives
+every quote series from it at scrape time, the age included, so a feed that simply stops shows a
+growing age without any event arriving. Before the first quote, the age counts from when the probe
+started.
 
 Market hours: ``gatewatch_market_open`` comes from the first symbol's own ``liquidHours`` (contract
 details, IBKR's authority, holidays and early closes included) and falls back to the NYSE calendar
@@ -28,23 +29,19 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ib_async import Contract, Stock, Ticker
 from loguru import logger
-from prometheus_client import Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from exporter.metrics import Metrics
-from gatewatch.config import ProbesConfig
 from gatewatch.trading_hours import MarketHours
-from probes.gateway import GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 
 RESUBSCRIBE_CODES = frozenset({1101})
+INTERVAL = 1.0
 
 
 def valid_price(value: float | None) -> bool:
@@ -66,7 +63,7 @@ class QuoteState:
     bid: float = math.nan
     ask: float = math.nan
     last: float = math.nan
-    series: QuoteSeries | None = None  # created on the first tick: before it no series exist
+    ticks: int = 0  # quote updates received; 0 means no series exist yet
 
     def last_update(self) -> float | None:
         times = [t for t in (self.last_change, self.gateway_timestamp) if t is not None]
@@ -80,75 +77,29 @@ class QuoteState:
         return valid_price(self.bid) and valid_price(self.ask) and self.ask > self.bid
 
 
-@dataclass(frozen=True)
-class QuoteSeries:
-    """One symbol's labelled quote series, looked up once.
-
-    Every tick updates about ten series; resolving their labels on each tick (a locked dict
-    lookup per series) was the largest part of the exporter's own CPU while holding streams.
-    """
-
-    ticks: Counter
-    sane: Gauge
-    spread: Gauge
-    last_update: Gauge
-    prices: tuple[tuple[Gauge, Gauge], ...]  # (price gauge, field-present gauge) for bid, ask, last
-
-    @classmethod
-    def for_symbol(cls, metrics: Metrics, symbol: str) -> QuoteSeries:
-        return cls(
-            ticks=metrics.quote_ticks.labels(symbol=symbol),
-            sane=metrics.quote_sane.labels(symbol=symbol),
-            spread=metrics.quote_spread.labels(symbol=symbol),
-            last_update=metrics.quote_last_update.labels(symbol=symbol),
-            prices=tuple((gauge.labels(symbol=symbol), metrics.quote_field_present.labels(
-                symbol=symbol, field=name)) for name, gauge in (
-                    ("bid", metrics.quote_bid), ("ask", metrics.quote_ask), ("last", metrics.quote_last))),
-        )
-
-
-class QuoteAgeCollector(Collector):
-    """Produces gatewatch_quote_age_seconds{symbol} at scrape time."""
-
-    def __init__(self, states: Iterable[QuoteState]) -> None:
-        self.states = list(states)
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "gatewatch_quote_age_seconds",
-            "Seconds since the newest quote (Gateway timestamp where sent, else arrival), at scrape time.",
-            labels=["symbol"],
-        )
-        now = time.time()
-        for state in self.states:
-            family.add_metric([state.symbol], state.age(now))
-        yield family
-
-    def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("gatewatch_quote_age_seconds", "", labels=["symbol"])
-
-
 class QuotesProbe:
     """Keeps one streaming subscription per symbol and judges the stream every run."""
 
     name = "quotes"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics, config: ProbesConfig) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.config = config
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = session = ctx.session
+        self.config = config = ctx.config.probes
+        self.timeout = ctx.config.gateway.request_timeout
+        self.recorder = ctx.state.outcomes.recorder(self.name)
         self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
         self.market_hours = MarketHours()
-        self.collector = QuoteAgeCollector(self.states.values())
-        metrics.registry.register(self.collector)
-        metrics.market_data_lines.set(0)
+        self.market_open: bool | None = None
+        self.lines = 0
         self._subscribe_lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
         session.on_connected.append(self.subscribe)
         session.on_disconnected.append(self._on_disconnected)
         session.on_error.append(self._on_error)
         session.ib.pendingTickersEvent += self._on_tickers
+
+    def schedule(self) -> Schedule:
+        return Schedule(INTERVAL, self.timeout)
 
     async def subscribe(self) -> None:
         """Qualify (once per connection) and stream every symbol; renews existing subscriptions."""
@@ -184,7 +135,7 @@ class QuotesProbe:
         return details[0].contract
 
     def _count_lines(self) -> None:
-        self.metrics.market_data_lines.set(sum(1 for s in self.states.values() if s.subscribed))
+        self.lines = sum(1 for s in self.states.values() if s.subscribed)
 
     def _on_disconnected(self) -> None:
         for state in self.states.values():
@@ -211,10 +162,8 @@ class QuotesProbe:
                 logger.exception("quotes: could not process a tick for {}", state.symbol)
 
     def _update(self, state: QuoteState, ticker: Ticker, now: float) -> None:
-        series = state.series
-        if series is None:
-            series = state.series = QuoteSeries.for_symbol(self.metrics, state.symbol)
-        series.ticks.inc(max(1, len(ticker.ticks)))
+        """A few field writes per tick: everything derived (presence, sanity, spread) waits for a scrape."""
+        state.ticks += max(1, len(ticker.ticks))
         values = (ticker.bid, ticker.ask, ticker.last, ticker.bidSize, ticker.askSize, ticker.lastSize)
         if values != state.last_values and not all(_unset(v) for v in values[:3]):
             state.last_change = now
@@ -223,24 +172,12 @@ class QuotesProbe:
             stamp = ticker.lastTimestamp
             state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
         state.bid, state.ask, state.last = ticker.bid, ticker.ask, ticker.last
-        for (price_gauge, present_gauge), price in zip(series.prices, (ticker.bid, ticker.ask, ticker.last),
-                                                       strict=True):
-            present = valid_price(price)
-            present_gauge.set(1 if present else 0)
-            price_gauge.set(price if present else math.nan)
-        sane = state.sane()
-        series.sane.set(1 if sane else 0)
-        series.spread.set(state.ask - state.bid if sane else math.nan)
-        newest = state.last_update()
-        if newest is not None:
-            series.last_update.set(newest)
 
     async def run_once(self) -> None:
         async with self._subscribe_lock:  # judge the streams, not a subscription still in progress
             pass
         now = time.time()
-        market_open = self.market_hours.is_open(datetime.now(UTC))
-        self.metrics.market_open.labels(exchange="NYSE").set(1 if market_open else 0)
+        self.market_open = market_open = self.market_hours.is_open(datetime.now(UTC))
         if not self.session.connected:
             raise ProbeFailure("not connected")
         problems = judge(self.states.values(), now, self.config.quote_stale_after, market_open=market_open)

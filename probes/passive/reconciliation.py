@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 
 from loguru import logger
 
-from exporter.metrics import Metrics
-from probes.gateway import GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext, Schedule
 from probes.passive.positions import position_key
 
 
@@ -65,32 +65,33 @@ class ReconciliationProbe:
 
     name = "reconciliation"
 
-    def __init__(self, session: GatewaySession, metrics: Metrics, bot_positions_file: str | None) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.bot_positions_file = bot_positions_file
-        self.recorder = metrics.outcomes.recorder(self.name)
+    def __init__(self, ctx: PassiveContext) -> None:
+        self.session = ctx.session
+        self.interval = ctx.config.probes.reconciliation_interval
+        self.timeout = ctx.config.gateway.request_timeout * 3
+        self.bot_positions_file = ctx.config.probes.bot_positions_file
+        self.recorder = ctx.state.outcomes.recorder(self.name)
         self.ledger: dict[str, float] | None = None
         self.seen_executions: set[str] = set()
-        self.gateway_keys: set[tuple[str, str, str]] = set()
-        self.drift_keys: set[tuple[str, str]] = set()
+        self.positions: dict[tuple[str, str, str], float] = {}  # (key, sec_type, con_id) -> quantity
+        self.drift: dict[tuple[str, str], float] = {}  # (key, source) -> confirmed Gateway minus source
+        self.discrepancies: Counter[str] = Counter()  # by source
         self.pending: set[tuple[str, str]] = set()  # (source, key) that differed at the last check
         self._bot_error = ""
 
+    def schedule(self) -> Schedule:
+        return Schedule(self.interval, self.timeout)
+
     def gateway_positions(self) -> dict[str, float]:
-        """Non-zero Gateway positions by key; also exported as gatewatch_gateway_position."""
+        """Non-zero Gateway positions by key; every reported row kept for gatewatch_gateway_position."""
         result: dict[str, float] = {}
-        labels: set[tuple[str, str, str]] = set()
+        rows: dict[tuple[str, str, str], float] = {}
         for pos in self.session.ib.positions(self.session.account):
             key = position_key(pos.contract)
-            labels.add((key, pos.contract.secType, str(pos.contract.conId)))
-            self.metrics.gateway_position.labels(key, pos.contract.secType, str(pos.contract.conId)).set(
-                pos.position)
+            rows[(key, pos.contract.secType, str(pos.contract.conId))] = float(pos.position)
             if pos.position:
                 result[key] = result.get(key, 0.0) + float(pos.position)
-        for gone in self.gateway_keys - labels:
-            self.metrics.gateway_position.remove(*gone)
-        self.gateway_keys = labels
+        self.positions = rows
         return result
 
     async def _fetch_executions(self) -> list[tuple[str, str, float]]:
@@ -158,18 +159,15 @@ class ReconciliationProbe:
             logger.debug("reconciliation: {} differ; confirming on the next check",
                          ", ".join(f"{key} ({source})" for source, key in sorted(fresh)))
         self.pending = seen_now
-        keys: set[tuple[str, str]] = set()
+        drift: dict[tuple[str, str], float] = {}
         problems = []
         for source, diffs in found.items():
             drifted = {k: v for k, v in diffs.items() if (source, k) in confirmed}
             for key in diffs:
-                self.metrics.position_drift.labels(symbol=key, source=source).set(drifted.get(key, 0.0))
-                keys.add((key, source))
+                drift[(key, source)] = drifted.get(key, 0.0)
             if drifted:
-                self.metrics.reconciliation_discrepancies.labels(source=source).inc()
+                self.discrepancies[source] += 1
                 problems.append(f"{source}: " + ", ".join(f"{k} {v:+g}" for k, v in drifted.items()))
-        for key, source in self.drift_keys - keys:
-            self.metrics.position_drift.remove(key, source)
-        self.drift_keys = keys
+        self.drift = drift
         if problems:
             raise ProbeFailure("positions differ from the Gateway's (" + "; ".join(problems) + ")")

@@ -15,40 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client.metrics import MetricWrapperBase
 
-from exporter.metrics import SCRAPE_TIME_SPECS, Metrics
+from exporter.metrics import CONTRACT
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 RULES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 SUFFIX = {"counter": "_total", "histogram": "_bucket, _sum, _count"}
-SCRAPE_TIME_METRICS = [
-    (
-        "gatewatch_quote_age_seconds",
-        "gauge",
-        ["symbol"],
-        "Seconds since the newest quote, computed when Prometheus scrapes (not stored).",
-    ),
-]
 
 
 def metrics_table() -> str:
+    """Every family of the contract, in the order exporter/metrics.py defines them."""
     rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
-    entries: list[tuple[str, str, list[str], str]] = []
-    for value in vars(Metrics()).values():
-        if isinstance(value, MetricWrapperBase):
-            name = value._name + ("_total" if value._type == "counter" else "")
-            entries.append((name, value._type, list(value._labelnames), value._documentation))
-    # the probe families are made by a collector at scrape time; listed after the info metric
-    entries[1:1] = [
-        (spec.name + ("_total" if spec.type == "counter" else ""), spec.type, list(spec.labels), spec.help)
-        for spec in SCRAPE_TIME_SPECS
-    ]
-    entries += SCRAPE_TIME_METRICS
-    for name, kind, labels, help_text in entries:
-        shown = f"`{name}`" + (" (`_bucket`, `_sum`, `_count`)" if kind == "histogram" else "")
-        rows.append(f"| {shown} | {kind} | {', '.join(labels) or '-'} | {help_text} |")
+    for spec in CONTRACT:
+        name = spec.name + ("_total" if spec.type == "counter" else "")
+        shown = f"`{name}`" + (" (`_bucket`, `_sum`, `_count`)" if spec.type == "histogram" else "")
+        rows.append(f"| {shown} | {spec.type} | {', '.join(spec.labels) or '-'} | {spec.help} |")
     return "\n".join(rows)
 
 

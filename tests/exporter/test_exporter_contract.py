@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.exporter import fast_config, parse, running_exporter
 
-from exporter.metrics import SCRAPE_TIME_SPECS, Metrics
+from exporter.metrics import CONTRACT
 from gatewatch.localstack.net import free_port
 from simulator import running_simulator
 
@@ -24,13 +24,8 @@ UPDATE_ENV = "GATEWATCH_UPDATE_GOLDEN"
 
 
 def _defined_labels() -> dict[str, tuple[str, ...]]:
-    """Label names as the metric definitions declare them (a scrape omits unused label sets)."""
-    names: dict[str, tuple[str, ...]] = {spec.name: spec.labels for spec in SCRAPE_TIME_SPECS}
-    for metric in vars(Metrics()).values():
-        name = getattr(metric, "_name", None)
-        if name is not None:
-            names[name] = tuple(getattr(metric, "_labelnames", ()))
-    return names
+    """Label names as the contract declares them (a scrape omits unused label sets)."""
+    return {spec.name: spec.labels for spec in CONTRACT}
 
 
 def contract_from_scrape(text: str) -> str:
@@ -38,7 +33,7 @@ def contract_from_scrape(text: str) -> str:
     defined = _defined_labels()
     lines = []
     for family in text_string_to_metric_families(text):
-        labels = defined.get(family.name) or defined.get(family.name + "_total")
+        labels = defined.get(family.name)
         if labels is None:
             seen = {k for s in family.samples for k in s.labels if k not in ("le", "quantile")}
             labels = tuple(sorted(seen))

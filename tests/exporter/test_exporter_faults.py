@@ -34,7 +34,7 @@ async def test_disconnect_detected_at_once_and_recovered(sim, exporter: RunningE
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 1, probe="quotes", kind="passive")
     sim.inject({"fault": "disconnect", "for": "1.5s"})
     started = time.monotonic()
-    while exporter.app.metrics.gateway_connected._value.get() != 0:
+    while exporter.app.session.connected:
         assert time.monotonic() - started < 10, "connected gauge never dropped after the disconnect"
         await asyncio.sleep(0.005)
     assert await exporter.value("gatewatch_gateway_disconnects_total") == 1

@@ -17,8 +17,9 @@ from ib_async import IB, MarketOrder, Stock
 from support.exporter import fast_config
 
 from exporter.metrics import Metrics
-from probes.gateway import GatewaySession
+from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeFailure
+from probes.passive.base import PassiveContext
 from probes.passive.reconciliation import ReconciliationProbe
 from simulator import running_simulator
 from simulator.testing import SimHandle
@@ -34,7 +35,8 @@ async def reconciliation(sim: SimHandle) -> AsyncIterator[ReconciliationProbe]:
     try:
         await asyncio.wait_for(session.first_attempt_done.wait(), 10)
         assert session.connected and session.config.client_id == 901
-        yield ReconciliationProbe(session, Metrics(), None)
+        config = fast_config(sim.port)
+        yield ReconciliationProbe(PassiveContext(session, config, CurrentTimeRequester(session, 1.0), Metrics()))
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -70,13 +72,11 @@ async def settle(probe: ReconciliationProbe, symbol: str, qty: float) -> None:
 
 
 def drift(probe: ReconciliationProbe, symbol: str) -> float | None:
-    return probe.metrics.registry.get_sample_value(
-        "gatewatch_position_drift", {"symbol": symbol, "source": "ledger"})
+    return probe.drift.get((symbol, "ledger"))
 
 
 def discrepancies(probe: ReconciliationProbe) -> float:
-    return probe.metrics.registry.get_sample_value(
-        "gatewatch_reconciliation_discrepancies_total", {"source": "ledger"}) or 0.0
+    return float(probe.discrepancies["ledger"])
 
 
 async def test_probe_fill_and_its_close_enter_the_ledger_without_drift() -> None:

@@ -24,13 +24,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from exporter.collectors import PassiveFamilies
 from exporter.metrics import Metrics
 from gatewatch.config import ConfigError, GatewatchConfig, load_config, split_host_port
 from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused
 from probes.active.runner import ActiveSession
 from probes.flatten import flatten
-from probes.gateway import GatewaySession
+from probes.gateway import CurrentTimeRequester, GatewaySession
+from probes.passive.base import PassiveContext
 from probes.passive.quotes import QuotesProbe
 from simulator import running_simulator
 from simulator.testing import SimHandle
@@ -167,7 +169,9 @@ async def passive(target: Target) -> AsyncIterator[Passive]:
         update={"client_id": target.config.gateway.client_id + PASSIVE_CLIENT_ID_OFFSET})
     session = GatewaySession(gateway)
     metrics = Metrics()
-    quotes = QuotesProbe(session, metrics, target.config.probes)
+    requester = CurrentTimeRequester(session, gateway.request_timeout)
+    quotes = QuotesProbe(PassiveContext(session, target.config, requester, metrics))
+    metrics.add_source(PassiveFamilies(session, {quotes.name: quotes}, ("live-validation", session.address)))
     runner = asyncio.create_task(session.run(), name="live-validation-gateway-session")
     try:
         await asyncio.wait_for(session.first_attempt_done.wait(), gateway.connect_timeout * 3 + 1)
