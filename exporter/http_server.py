@@ -17,7 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 HealthFunction = Callable[[], dict[str, Any]]
 RenderFunction = Callable[[], bytes]
@@ -26,7 +26,16 @@ RenderFunction = Callable[[], bytes]
 class MetricsServer:
     """A small threaded HTTP server; ``port`` 0 picks a free port (read it back from ``port``)."""
 
-    def __init__(self, host: str, port: int, render: RenderFunction, health: HealthFunction) -> None:
+    def __init__(self, host: str, port: int, render: RenderFunction | CollectorRegistry,
+                 health: HealthFunction) -> None:
+        """``render`` writes the /metrics body; a prometheus-client registry is written with its own
+        ``generate_latest`` (the proxy serves one)."""
+        if isinstance(render, CollectorRegistry):
+            registry = render
+
+            def render() -> bytes:
+                return generate_latest(registry)
+
         handler = _handler_class(render, health)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
