@@ -94,8 +94,7 @@ class ProxyApp:
             )
         )
         self.timeline = load_scenario(pc.scenario) if pc.scenario else []
-        mhost, mport = _address(pc.metrics_listen, field="proxy.metrics_listen")
-        self.http = MetricsServer(mhost, mport, self.registry, self.health)
+        self.http: MetricsServer | None = None  # bound in start(): building the app has no side effect
         self.control: ControlServer | None = None
         self.control_port: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -106,7 +105,7 @@ class ProxyApp:
 
     @property
     def metrics_port(self) -> int:
-        return self.http.port
+        return self.http.port if self.http is not None else 0
 
     def health(self) -> dict[str, Any]:
         return {
@@ -118,6 +117,8 @@ class ProxyApp:
         }
 
     async def start(self) -> None:
+        mhost, mport = _address(self.config.proxy.metrics_listen, field="proxy.metrics_listen")
+        self.http = MetricsServer(mhost, mport, self.registry, self.health)
         self.http.start()
         await self.relay.start()
         if self.config.proxy.control_port is not None:
@@ -135,8 +136,9 @@ class ProxyApp:
         if self.control is not None:
             await self.control.stop()
         await self.relay.stop()
-        with contextlib.suppress(Exception):
-            self.http.stop()
+        if self.http is not None:
+            with contextlib.suppress(Exception):
+                self.http.stop()
 
     def _fault_families(self) -> Iterator[Metric]:
         active = GaugeMetricFamily(

@@ -17,6 +17,9 @@ from proxy.observer import UNKNOWN_CLIENT, ConnState, Observer
 from proxy.stats import ClientStats, Histogram
 
 CLIENT = ["client_id", "client_name"]
+#: The paper rule's refusal reasons (probes.active.guard.paper_verdict), exported at 0 from the
+#: first connect on so that a first refusal is an increase Prometheus can see.
+REFUSAL_REASONS = ("paper_false", "port_not_paper", "account_unknown", "account_not_paper")
 
 
 class ProxyCollector(Collector):
@@ -73,7 +76,11 @@ class ProxyCollector(Collector):
         acked = c("gatewatch_bot_orders_acknowledged", "Bot orders the Gateway acknowledged (first status).")
         filled = c("gatewatch_bot_orders_filled", "Bot orders completely filled.")
         cancelled = c("gatewatch_bot_orders_cancelled", "Bot orders cancelled.")
-        rejected = c("gatewatch_bot_orders_rejected", "Bot orders rejected by the Gateway, by error code.", ["code"])
+        rejected = c("gatewatch_bot_orders_rejected", "Bot orders rejected by the Gateway.")
+        rejected_by = c(
+            "gatewatch_bot_orders_rejected_by_code", "Bot orders rejected by the Gateway, by error code.", ["code"]
+        )
+        pacing = c("gatewatch_bot_pacing_violations", "Pacing errors the bot received (100, 420, 162 pacing).")
         modified = c("gatewatch_bot_order_modifications", "placeOrder for an order id still working (a modify).")
         refused = c(
             "gatewatch_bot_orders_refused", "Orders the proxy's paper guard kept from the Gateway.", ["reason"]
@@ -129,10 +136,12 @@ class ProxyCollector(Collector):
             filled.add_metric(lab, stats.filled)
             cancelled.add_metric(lab, stats.cancelled)
             modified.add_metric(lab, stats.modified)
+            rejected.add_metric(lab, sum(stats.rejected.values()))
             for code, n in list(stats.rejected.items()):
-                rejected.add_metric([*lab, code], n)
-            for reason, n in list(stats.refused.items()):
-                refused.add_metric([*lab, reason], n)
+                rejected_by.add_metric([*lab, code], n)
+            pacing.add_metric(lab, sum(n for (_, klass), n in list(stats.errors.items()) if klass == "pacing"))
+            for reason in sorted(set(REFUSAL_REASONS) | set(stats.refused)):
+                refused.add_metric([*lab, reason], stats.refused.get(reason, 0))
             working.add_metric(lab, working_by.get(stats.client_id, 0))
             _hist(ack_lat, lab, stats.ack_latency)
             _hist(fill_lat, lab, stats.fill_latency)
@@ -143,8 +152,8 @@ class ProxyCollector(Collector):
                     age.add_metric([*lab, symbol], now - sym.last_tick)
 
         yield from (connected, session, version, connects, disconnects, collisions, errors, sent, received)
-        yield from (peak, limit, requests, latency, unanswered)
-        yield from (placed, acked, filled, cancelled, rejected, modified, refused, working, ack_lat, fill_lat)
+        yield from (peak, limit, pacing, requests, latency, unanswered)
+        yield from (placed, acked, filled, cancelled, rejected, rejected_by, modified, refused, working, ack_lat, fill_lat)
         yield from (ticks, age, subs)
         yield from self._proxy_families(obs)
         if self.extra is not None:

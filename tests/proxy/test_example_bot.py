@@ -36,6 +36,7 @@ def test_example_bot_trades_and_reconnects_through_the_proxy(sim: SimHandle) -> 
             assert value(m, "gatewatch_bot_connected", client_id="11") == 1
             assert value(m, "gatewatch_bot_subscriptions", symbol="QQQ") == 1  # subscribed again
             assert value(m, "gatewatch_bot_orders_rejected_total") == 0
+            assert value(m, "gatewatch_bot_pacing_violations_total") == 0
             assert value(m, "gatewatch_bot_errors_total", **{"class": "pacing"}) == 0
         finally:
             bot.terminate()

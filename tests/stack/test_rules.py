@@ -18,8 +18,9 @@ import yaml
 from support import promstack
 
 from exporter.metrics import Metrics
-from gatewatch.config import load_config
+from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.evidence.gates import load_gates
+from proxy.app import ProxyApp
 
 ROOT = promstack.ROOT
 RULES = promstack.RULES_DIR
@@ -90,7 +91,8 @@ def test_every_alert_has_severity_value_and_runbook_anchor() -> None:
 def test_rules_use_only_metrics_from_the_contract() -> None:
     """A renamed metric in exporter/metrics.py must not leave an alert silently watching nothing."""
     exported = {"gatewatch_quote_age_seconds"}  # produced at scrape time by the quotes probe
-    for family in Metrics().registry.collect():
+    families = [*Metrics().registry.collect(), *ProxyApp(GatewatchConfig()).registry.collect()]  # + the proxy's
+    for family in families:
         suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}.get(family.type, [""])
         exported.update(family.name + s for s in suffixes)
     used = set()
@@ -102,7 +104,7 @@ def test_rules_use_only_metrics_from_the_contract() -> None:
 
 
 def test_gates_use_only_defined_recording_rules() -> None:
-    recorded = {r["record"] for g in yaml.safe_load((RULES / "recording.yml").read_text())["groups"]
+    recorded = {r.get("record") for p in RULES.glob("*.yml") for g in yaml.safe_load(p.read_text())["groups"]
                 for r in g["rules"]}
     gates = (ROOT / "prometheus" / "gates.yml").read_text()
     assert set(re.findall(r"\b(gatewatch:[a-z0-9_:]+)", gates)) <= recorded
