@@ -153,7 +153,8 @@ class ProxyCollector(Collector):
 
         yield from (connected, session, version, connects, disconnects, collisions, errors, sent, received)
         yield from (peak, limit, pacing, requests, latency, unanswered)
-        yield from (placed, acked, filled, cancelled, rejected, rejected_by, modified, refused, working, ack_lat, fill_lat)
+        yield from (placed, acked, filled, cancelled, rejected, rejected_by, modified, refused, working)
+        yield from (ack_lat, fill_lat)
         yield from (ticks, age, subs)
         yield from self._proxy_families(obs)
         if self.extra is not None:
