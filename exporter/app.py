@@ -47,6 +47,7 @@ class ExporterApp:
         self.metrics = metrics or Metrics()
         self.started_at = time.time()
         self.extra_tasks: list[TaskFactory] = []
+        self.unwind_hooks: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.session = GatewaySession(config.gateway)
         self.time_requester = CurrentTimeRequester(self.session, config.gateway.request_timeout)
         ctx = PassiveContext(self.session, config, self.time_requester, self.metrics)
@@ -56,7 +57,9 @@ class ExporterApp:
             from probes.active.schedule import exporter_task
 
             # The schedule judges market hours as the quotes probe does: the contract's own hours.
-            self.extra_tasks.append(exporter_task(self.quotes.market_hours.is_open))
+            schedule = exporter_task(self.quotes.market_hours.is_open)
+            self.extra_tasks.append(schedule)
+            self.unwind_hooks.append(schedule.unwind)  # a stop lets it cancel and close first
         self.server: MetricsServer | None = None
 
     @property
@@ -128,6 +131,10 @@ class ExporterApp:
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*tasks, return_exceptions=True)
             self.session.close()
+
+    async def unwind(self) -> None:
+        """Before a stop: let each extra task finish what it holds (the active probes' orders)."""
+        await asyncio.gather(*(hook() for hook in self.unwind_hooks), return_exceptions=True)
 
     def stop_http(self) -> None:
         if self.server is not None:

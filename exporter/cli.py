@@ -47,9 +47,24 @@ async def _serve(app: ExporterApp) -> int:
                 app.session.address, app.config.gateway.client_id)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
+    unwinding: list[asyncio.Task[None]] = []
+
+    async def unwind_then_stop() -> None:
+        await app.unwind()
+        if main:
+            main.cancel()
+
+    def on_signal() -> None:
+        # First signal: the active probes unwind (cancel, close; bounded), then stop. Second: stop now.
+        if not unwinding and app.unwind_hooks:
+            logger.info("stopping: unwinding the active probes first (a second signal stops at once)")
+            unwinding.append(loop.create_task(unwind_then_stop()))
+        elif main:
+            main.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
+            loop.add_signal_handler(sig, on_signal)
     try:
         await app.run()
     except asyncio.CancelledError:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from gatewatch.config import load_config
+from loguru import logger
+
+from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.logs import setup_logging
-from probes.active.runner import PROBES, RunReport, run_probes
+from probes.active.runner import PROBES, RunReport, run_probes, unwind_bound
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +38,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(config.exporter.log_level, config.exporter.log_json)
-    report = asyncio.run(run_probes(config, only=args.only))
+    try:
+        report = asyncio.run(_run_until_signalled(config, args.only))
+    except asyncio.CancelledError:
+        print("gatewatch probe run: stopped at once (second signal); the next run's recovery cleans up",
+              file=sys.stderr)
+        return 1
     print(format_table(report))
     if args.junit:
         write_junit(report, args.junit)
     if report.bad_file:
         print(f"gatewatch probe run: {report.bad_file}", file=sys.stderr)
         return 2
-    return 0 if report.ok else 1
+    return 0 if report.ok and not report.stopped else 1
+
+
+async def _run_until_signalled(config: GatewatchConfig, only: list[str] | None) -> RunReport:
+    """Run the probes; SIGTERM/SIGINT unwinds the probe in flight, a second one stops at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            logger.warning(
+                "{} received: unwinding the running probe (cancel, close; at most {:g} s); "
+                "send it again to stop at once",
+                sig.name,
+                unwind_bound(config),
+            )
+            stop.set()
+        elif main is not None:
+            main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await run_probes(config, only=only, stop=stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def format_table(report: RunReport) -> str:
@@ -55,6 +90,9 @@ def format_table(report: RunReport) -> str:
     lines.append(f"{passed}/{len(report.results)} passed")
     if report.recovered:
         lines.append("recovered from an earlier run: " + "; ".join(report.recovered))
+    if report.stopped:
+        where = "between probes" if report.stopped == "-" else f"during {report.stopped}"
+        lines.append(f"stopped {where} by a signal; unwound: " + ("; ".join(report.cleaned) or "nothing held"))
     return "\n".join(lines)
 
 

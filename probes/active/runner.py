@@ -5,11 +5,18 @@ client's open orders and executions, which is what recovery needs); refuse every
 paper checks pass; recover what a crashed run left (cancel our open orders, close our positions);
 run each probe time-boxed, cleaning up after a failure; finally flatten again and disconnect. A
 Gateway fault fails probes; it never raises out of :func:`run_probes`.
+
+Stopping (SIGTERM/SIGINT to ``probe run`` or the exporter sets the run's ``stop`` event): the probe
+in flight is cancelled at once, then the clean-up cancels its orders and closes what the probes
+hold, within :func:`unwind_bound` seconds. A stopped probe is not reported (it neither passed nor
+failed). Cancelling the run's task instead (a second signal) skips the clean-up: the next start's
+recovery does it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -67,6 +74,8 @@ class RunReport:
     fill_latencies: list[float] = field(default_factory=list)
     bad_file: str = ""
     """Set when a file (the journal) made the run impossible: ``probe run`` then exits 2."""
+    stopped: str = ""
+    """The probe in flight when a stop was requested ("-" between probes); empty if not stopped."""
 
     @property
     def ok(self) -> bool:
@@ -82,6 +91,17 @@ def probe_timeout(config: GatewatchConfig) -> float:
     """Time box per probe: a few fill/cancel waits plus the close-retry walk."""
     a = config.active
     return 3 * a.fill_timeout + a.cancel_timeout + (a.close_retry_attempts + 2) * a.close_retry_wait + 10
+
+
+def unwind_bound(config: GatewatchConfig) -> float:
+    """Longest a stop may take to unwind a run: cancel confirmations, a positions read, one full close.
+
+    A close lot may wait ``close_retry_wait`` per re-price and then ``fill_timeout`` after the
+    escalation; cancels and the positions read wait ``cancel_timeout`` each. compose's
+    ``stop_grace_period`` for the exporter must cover this with the shipped settings (tested).
+    """
+    a = config.active
+    return 2 * a.cancel_timeout + (a.close_retry_attempts + 1) * a.close_retry_wait + a.fill_timeout + 5
 
 
 async def connect_probe_client(ib: IB, config: GatewatchConfig) -> None:
@@ -163,7 +183,8 @@ async def run_probes(
 ) -> RunReport:
     """Run the chosen probes once; every failure is reported, nothing raises.
 
-    A set ``stop`` skips the probes not yet started (they are not reported); clean-up still runs.
+    A set ``stop`` cancels the probe in flight and skips the rest (neither is reported); clean-up
+    still runs, bounded by :func:`unwind_bound`.
     """
     names = [n for n in PROBES if only is None or n in only]
     report = RunReport(run_id=new_run_id())
@@ -199,23 +220,45 @@ async def run_probes(
         for name in names:
             if stop is not None and stop.is_set():
                 logger.info("active probe run {} stopping before {}", report.run_id, name)
+                report.stopped = report.stopped or "-"
                 break
-            result = await _run_one(name, ctx, probe_timeout(config))
+            result = await _run_one(name, ctx, probe_timeout(config), stop)
+            if result is None:
+                logger.warning("active probe {} stopped: unwinding (cancel, close)", name)
+                report.stopped = name
+                break
             _record(report, result, on_result)
             if not result.ok and session.ib.isConnected():
                 await _safe_cleanup(session, report)
         if session.ib.isConnected():
-            await _safe_cleanup(session, report)
+            bound = unwind_bound(config) if report.stopped else None
+            await _safe_cleanup(session, report, bound)
         report.fill_latencies = list(_latencies(session))
     finally:
         await session.aclose()
     return report
 
 
-async def _run_one(name: str, ctx: ProbeContext, timeout: float) -> ProbeResult:
+async def _run_one(
+    name: str, ctx: ProbeContext, timeout: float, stop: asyncio.Event | None = None
+) -> ProbeResult | None:
+    """Run one probe time-boxed; None when ``stop`` was set while it ran (the probe is cancelled)."""
     started = time.monotonic()
+    probe = asyncio.ensure_future(asyncio.wait_for(PROBES[name](ctx), timeout))
+    if stop is not None:
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({probe, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # on a stop, and on our own cancellation: never leave the probe running
+            stopper.cancel()
+            if not probe.done():
+                probe.cancel()
+        if probe.cancelled() or not probe.done():
+            with contextlib.suppress(BaseException):
+                await probe
+            return None
     try:
-        detail = await asyncio.wait_for(PROBES[name](ctx), timeout)
+        detail = await probe
         ok = True
     except asyncio.CancelledError:
         raise
@@ -230,9 +273,12 @@ async def _run_one(name: str, ctx: ProbeContext, timeout: float) -> ProbeResult:
     return ProbeResult(name, ok, time.monotonic() - started, detail)
 
 
-async def _safe_cleanup(session: ActiveSession, report: RunReport) -> None:
+async def _safe_cleanup(session: ActiveSession, report: RunReport, bound: float | None = None) -> None:
+    """Clean up; with ``bound`` (a stop's unwind) give up after that many seconds."""
     try:
-        report.cleaned += await session.orders.cleanup()
+        report.cleaned += await asyncio.wait_for(session.orders.cleanup(), bound)
+    except TimeoutError:
+        logger.error("probe unwind not done within {:g} s: the next start's recovery finishes it", bound or 0)
     except Exception as exc:
         logger.error("probe cleanup failed, the next start will retry it: {}", exc)
 

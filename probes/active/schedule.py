@@ -18,7 +18,7 @@ from loguru import logger
 
 from gatewatch.config import GatewatchConfig
 from gatewatch.market_calendar import NYSE
-from probes.active.runner import PROBES, ProbeResult, run_probes
+from probes.active.runner import PROBES, ProbeResult, run_probes, unwind_bound
 from probes.state import ProbeState
 
 KIND = "active"
@@ -97,14 +97,50 @@ async def run_schedule(
     logger.info("active probe schedule stopped")
 
 
-def exporter_task(is_open: IsOpen = NYSE.is_open) -> TaskFactory:
-    """A factory for ``ExporterApp.extra_tasks``: the schedule runs until the exporter cancels it.
+class ActiveSchedule:
+    """The schedule as the exporter runs it: a task factory plus the unwind hook its stop calls.
+
+    Why a hook: cancelling the schedule's task abandons the probe in flight where it stands (an
+    order working, a position held). On SIGTERM/SIGINT the exporter first awaits :meth:`unwind`,
+    which sets the stop event: the probe in flight is cancelled, its orders cancelled and the
+    probes' position closed (bounded by :func:`unwind_bound`); only then are the tasks cancelled.
+    """
+
+    def __init__(self, is_open: IsOpen = NYSE.is_open) -> None:
+        self.is_open = is_open
+        self.stop = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._bound = 0.0
+        self._running = False
+
+    def __call__(self, config: GatewatchConfig, metrics: ProbeState) -> Coroutine[Any, Any, None]:
+        self._bound = unwind_bound(config)
+        return self._run(config, metrics)
+
+    async def _run(self, config: GatewatchConfig, metrics: ProbeState) -> None:
+        self._running = True
+        try:
+            await run_schedule(config, metrics, self.stop, is_open=self.is_open)
+        finally:
+            self._running = False
+            self._finished.set()
+
+    async def unwind(self) -> None:
+        """Stop the schedule and wait (at most the unwind bound + 5 s) until its run has cleaned up."""
+        self.stop.set()
+        if not self._running:
+            return
+        try:
+            await asyncio.wait_for(self._finished.wait(), self._bound + 5)
+        except TimeoutError:
+            logger.error("active probes not unwound within {:g} s: the next start's recovery finishes it",
+                         self._bound + 5)
+
+
+def exporter_task(is_open: IsOpen = NYSE.is_open) -> ActiveSchedule:
+    """The schedule for ``ExporterApp.extra_tasks`` (its ``unwind`` for the exporter's stop).
 
     ``is_open`` judges market hours; the exporter passes its quotes probe's judgement (the
     contract's liquid hours, the NYSE calendar as fallback) so both agree on when the market is open.
     """
-
-    def start(config: GatewatchConfig, metrics: ProbeState) -> Coroutine[Any, Any, None]:
-        return run_schedule(config, metrics, asyncio.Event(), is_open=is_open)
-
-    return start
+    return ActiveSchedule(is_open)
