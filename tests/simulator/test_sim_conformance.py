@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from simhelpers import frame, raw_hello, read_msg
+from support.sim import frame, raw_hello, read_msg
 
 from simulator.requests import REFUSED, SILENT
 from simulator.testing import SimHandle

@@ -8,8 +8,8 @@ import datetime as dt
 from typing import Any
 
 from ib_async import IB, Stock
-from ibapi_client import ibapi_client
-from simhelpers import connect
+from support.ibapi_client import ibapi_client
+from support.sim import connect
 
 from simulator.testing import SimHandle, running_simulator
 

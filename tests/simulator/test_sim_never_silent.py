@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from ib_async import IB, Stock
-from ibapi_client import ibapi_client
+from support.ibapi_client import ibapi_client
 
 from simulator.testing import SimHandle
 

@@ -10,7 +10,7 @@ import random
 import socket
 import time
 
-from simhelpers import frame, raw_hello, read_msg
+from support.sim import frame, raw_hello, read_msg
 
 from simulator.pacing import FORGET_AFTER, MAX_VIOLATIONS, MessagePacer
 from simulator.testing import SimHandle
