@@ -18,10 +18,12 @@ from typing import TextIO
 
 from gatewatch.checks import CheckResult, passed
 from gatewatch.checks.gateway import gateway_checks, preflight_client_id
-from gatewatch.checks.host import check_cpu_memory, check_disk, check_market, check_ntp
+from gatewatch.checks.host import check_cpu_memory, check_disk, check_ntp
+from gatewatch.checks.market import check_market
 from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.logs import setup_logging
 from gatewatch.market_calendar import EASTERN
+from gatewatch.trading_hours import MarketHours
 
 MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "info": "INFO"}
 
@@ -31,15 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_checks(config: GatewatchConfig, source: str, now: datetime | None = None) -> list[CheckResult]:
-    """Every check, host ones first (they do not depend on the Gateway)."""
+    """Every check, host ones first (they do not depend on the Gateway); market hours by the one rule
+    (the Gateway's contract hours, the calendar as fallback), as the exporter judges them."""
     now = now or datetime.now(UTC)
     results = [passed("configuration valid", f"{source}; preflight client id {preflight_client_id(config)}")]
-    results.append(check_market(config, now))
     results.append(check_ntp())
     results += check_cpu_memory(config)
     results.append(check_disk(config))
-    results += await gateway_checks(config, now.astimezone(EASTERN).date())
-    return results
+    hours = MarketHours()
+    gateway = await gateway_checks(config, now.astimezone(EASTERN).date(), hours)
+    # listed second, as before, though judged once the Gateway has said what its hours are
+    results.insert(1, check_market(config, now, hours))
+    return results + gateway
 
 
 def print_report(results: list[CheckResult], out: TextIO) -> None:

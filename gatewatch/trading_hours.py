@@ -77,11 +77,20 @@ class MarketHours:
     covered: set[date] = field(default_factory=set)
     intervals: list[Interval] = field(default_factory=list)
 
+    @property
+    def known(self) -> bool:
+        """True once the Gateway's contract hours have been adopted."""
+        return bool(self.covered)
+
     def update(self, liquid_hours: str, time_zone_id: str) -> None:
-        """Adopt the hours from a contract-details answer (replaces what was known)."""
+        """Adopt the hours from a contract-details answer (replaces what was known).
+
+        Touching intervals are merged: a market open round the clock publishes one session per day
+        (``0000-`` next day ``0000``), and a session crossing midnight is still one session.
+        """
         covered, intervals = parse_hours(liquid_hours, time_zone_id)
         if covered:
-            self.covered, self.intervals = covered, intervals
+            self.covered, self.intervals = covered, _merged(intervals)
             try:
                 self.zone = ZoneInfo(time_zone_id)
             except (ZoneInfoNotFoundError, ValueError):
@@ -91,13 +100,41 @@ class MarketHours:
         """``contract`` if the contract's hours cover ``when``'s exchange date, else ``calendar``."""
         return "contract" if when.astimezone(self.zone).date() in self.covered else "calendar"
 
+    def _interval(self, when: datetime) -> Interval | None:
+        return next((iv for iv in self.intervals if iv[0] <= when < iv[1]), None)
+
     def is_open(self, when: datetime) -> bool:
         if self.source(when) == "contract":
-            return any(start <= when < end for start, end in self.intervals)
+            return self._interval(when) is not None
         return self.calendar.is_open(when)
 
-    def open_through(self, when: datetime, duration: timedelta) -> bool:
-        """Open now and for ``duration`` (within one contract interval, or one calendar session)."""
+    def session_close(self, when: datetime) -> datetime | None:
+        """When the session open at ``when`` closes; None if the market is closed then."""
         if self.source(when) == "contract":
-            return any(start <= when and when + duration <= end for start, end in self.intervals)
+            interval = self._interval(when)
+            return interval[1] if interval else None
+        return self.calendar.session_close(when)
+
+    def next_open(self, when: datetime) -> datetime:
+        """The next session start after ``when`` (the contract's, else the calendar's)."""
+        later = [start for start, _ in self.intervals if start > when]
+        if self.source(when) == "contract" and later:
+            return min(later)
+        return self.calendar.next_open(when)
+
+    def open_through(self, when: datetime, duration: timedelta) -> bool:
+        """Open now and for ``duration`` (within one contract session, or one calendar session)."""
+        if self.source(when) == "contract":
+            close = self.session_close(when)
+            return close is not None and when + duration <= close
         return self.calendar.open_through(when, duration)
+
+
+def _merged(intervals: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out

@@ -50,3 +50,24 @@ def test_without_contract_hours_the_calendar_decides() -> None:
     hours.update("", "US/Eastern")  # nothing parseable: keep the calendar
     assert hours.source(et(25, 10)) == "calendar"
     assert hours.is_open(et(25, 10)) and not hours.is_open(et(25, 3))
+
+
+def test_round_the_clock_sessions_are_one_session_across_midnight() -> None:
+    """The simulator's open market publishes one 24-hour session per day; a 2-hour session starting
+    at 23:00 crosses midnight and is still open throughout."""
+    hours = MarketHours()
+    hours.update("20261125:0000-20261126:0000;20261126:0000-20261127:0000", "US/Eastern")
+    assert hours.known
+    assert hours.open_through(et(25, 23), timedelta(hours=2))
+    assert hours.session_close(et(25, 23)) == et(27, 0)
+    assert not hours.open_through(et(26, 23), timedelta(hours=2))  # the 27th is not covered: ends at 00:00
+
+
+def test_close_and_next_open_follow_the_contract_then_the_calendar() -> None:
+    hours = MarketHours()
+    hours.update(WEEK, "US/Eastern")
+    assert hours.session_close(et(25, 10)) == et(25, 16)
+    assert hours.session_close(et(25, 17)) is None
+    assert hours.next_open(et(25, 17)) == et(27, 9, 30)  # Thanksgiving CLOSED in the contract hours
+    assert not MarketHours().known
+    assert MarketHours().next_open(et(27, 17)) == datetime(2026, 11, 30, 9, 30, tzinfo=ET).astimezone(UTC)

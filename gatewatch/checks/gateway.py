@@ -28,6 +28,8 @@ from gatewatch.ib.account import the_account
 from gatewatch.ib.clock import MIN_SPACING, ClockEstimator, TimeSample
 from gatewatch.ib.connect import Client, client_id
 from gatewatch.ib.connect import connect as connect_client
+from gatewatch.ib.hours import load_contract_hours
+from gatewatch.trading_hours import MarketHours
 from probes.active.journal import JournalError, JournalReader
 
 CLOCK_SAMPLES = 4
@@ -267,8 +269,14 @@ async def check_instrument(ib: IB, config: GatewatchConfig, today: date) -> Chec
     )
 
 
-async def gateway_checks(config: GatewatchConfig, today: date) -> list[CheckResult]:
-    """Every Gateway check in order; later ones are reported as not run if the connection fails."""
+async def gateway_checks(
+    config: GatewatchConfig, today: date, hours: MarketHours | None = None
+) -> list[CheckResult]:
+    """Every Gateway check in order; later ones are reported as not run if the connection fails.
+
+    ``hours`` receives the Gateway's contract hours for the market-hours item (left as it is, so the
+    calendar decides, when the Gateway is unreachable or does not answer).
+    """
     gateway = config.gateway
     results = [await check_tcp(gateway.host, gateway.port, gateway.connect_timeout)]
     skipped = [
@@ -294,6 +302,11 @@ async def gateway_checks(config: GatewatchConfig, today: date) -> list[CheckResu
                 failed(n, "not checked: no API session", "fix the API handshake first") for n in skipped[1:]
             ]
         results += check_paper(ib, config)
+        if hours is not None:
+            try:
+                await load_contract_hours(ib, hours, config.probes, gateway.request_timeout)
+            except TimeoutError:
+                logger.warning("no contract hours within {:g} s: the NYSE calendar decides", gateway.request_timeout)
         account = the_account(gateway.account, ib.managedAccounts())
         steps: list[tuple[str, Callable[[], Awaitable[CheckResult | list[CheckResult]]]]] = [
             ("net liquidation", lambda: check_net_liquidation(ib, config, account)),

@@ -1,4 +1,4 @@
-"""Host-side checks: NTP status, CPU and memory headroom, disk for Prometheus, market hours.
+"""Host-side checks: NTP status, CPU and memory headroom, disk for Prometheus.
 
 None of these needs the Gateway, so they run (and report) even when it is down.
 """
@@ -6,7 +6,6 @@ None of these needs the Gateway, so they run (and report) even when it is down.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -14,7 +13,6 @@ import psutil
 from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.ntp import NtpStatus, host_ntp_status
-from gatewatch.market_calendar import EASTERN, NYSE
 
 
 def check_ntp(status: NtpStatus | None = None) -> CheckResult:
@@ -89,32 +87,3 @@ def check_disk(config: GatewatchConfig) -> CheckResult:
         f"only {free / 2**30:.2f} GiB free at {path}, need {need / 2**30:.1f} GiB",
         "free disk space (old Prometheus data, logs) or move the data folder",
     )
-
-
-def check_market(config: GatewatchConfig, now: datetime) -> CheckResult:
-    """The market must be open now and stay open for the whole session (holidays, early closes)."""
-    name = "market open for the session"
-    duration = timedelta(seconds=config.session.required_duration)
-    blocking = config.preflight.require_market_open
-    local = now.astimezone(EASTERN).strftime("%a %Y-%m-%d %H:%M %Z")
-    if NYSE.open_through(now, duration):
-        close = NYSE.session_close(now)
-        assert close is not None
-        return passed(
-            name,
-            f"NYSE open ({local}); closes {close.astimezone(EASTERN):%H:%M %Z}, after the {duration} session",
-        )
-    close = NYSE.session_close(now)
-    if close is not None:
-        detail = (
-            f"NYSE open ({local}) but closes {close.astimezone(EASTERN):%H:%M %Z}, "
-            f"before a {duration} session ends"
-        )
-    else:
-        detail = (
-            f"NYSE closed ({local}); next open {NYSE.next_open(now).astimezone(EASTERN):%a %Y-%m-%d %H:%M %Z}"
-        )
-    fix = f"start the session when at least {duration} of regular trading remains"
-    if not blocking:
-        return CheckResult(name, "warn", detail + " (preflight.require_market_open is false)", fix, False)
-    return failed(name, detail, fix)

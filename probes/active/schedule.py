@@ -17,7 +17,7 @@ from typing import Any
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig
-from gatewatch.market_calendar import NYSE
+from gatewatch.trading_hours import MarketHours
 from probes.active.runner import PROBES, ProbeResult, run_probes, unwind_bound
 from probes.state import ProbeState
 
@@ -47,6 +47,10 @@ MarketOpen = Callable[[dt.datetime], bool]
 
 
 IsOpen = Callable[[dt.datetime], bool]
+MARKET_RECHECK_SECONDS = 30.0
+"""While closed, how often the market hours are judged again: the exporter learns the Gateway's
+contract hours only once connected, so a first judgement by the calendar must not hold the probes
+back for a whole ``active.interval``."""
 TaskFactory = Callable[[GatewatchConfig, ProbeState], Coroutine[Any, Any, None]]
 
 
@@ -56,7 +60,7 @@ async def run_schedule(
     stop: asyncio.Event,
     *,
     backoff_base: float = 2.0,
-    is_open: IsOpen = NYSE.is_open,
+    is_open: IsOpen | None = None,
 ) -> None:
     """Run the active probe set every ``active.interval`` until ``stop`` is set.
 
@@ -71,6 +75,8 @@ async def run_schedule(
     )
     initialise_series(metrics)
     was_open: bool | None = None
+    is_open = is_open or MarketHours().is_open  # the one market-hours rule (calendar until hours are known)
+    wait = config.active.interval
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)
         open_now = not config.active.market_hours_only or is_open(now)
@@ -93,7 +99,8 @@ async def run_schedule(
                 for name in PROBES:
                     publish(metrics, ProbeResult(name, False, 0.0, f"run crashed: {exc}"))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), config.active.interval)
+            # closed: look again soon, so the run starts once the Gateway's hours say open
+            await asyncio.wait_for(stop.wait(), wait if open_now else min(wait, MARKET_RECHECK_SECONDS))
     logger.info("active probe schedule stopped")
 
 
@@ -106,7 +113,7 @@ class ActiveSchedule:
     probes' position closed (bounded by :func:`unwind_bound`); only then are the tasks cancelled.
     """
 
-    def __init__(self, is_open: IsOpen = NYSE.is_open) -> None:
+    def __init__(self, is_open: IsOpen | None = None) -> None:
         self.is_open = is_open
         self.stop = asyncio.Event()
         self._finished = asyncio.Event()
@@ -137,7 +144,7 @@ class ActiveSchedule:
                          self._bound + 5)
 
 
-def exporter_task(is_open: IsOpen = NYSE.is_open) -> ActiveSchedule:
+def exporter_task(is_open: IsOpen | None = None) -> ActiveSchedule:
     """The schedule for ``ExporterApp.extra_tasks`` (its ``unwind`` for the exporter's stop).
 
     ``is_open`` judges market hours; the exporter passes its quotes probe's judgement (the

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from ib_async import Contract, Stock, Ticker
 from loguru import logger
 
+from gatewatch.ib.hours import hours_symbol
 from gatewatch.trading_hours import MarketHours
 from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
@@ -130,7 +131,7 @@ class QuotesProbe:
             self.session.config.request_timeout)
         if len(details) != 1 or details[0].contract is None or not details[0].contract.conId:
             raise LookupError(f"no unique contract for {symbol}")
-        if symbol == self.config.symbols[0]:
+        if symbol == hours_symbol(self.config):  # the one contract whose hours decide (gatewatch.ib.hours)
             self.market_hours.update(details[0].liquidHours, details[0].timeZoneId)
         return details[0].contract
 
