@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from support.exporter import fast_config, running_exporter
 
-from exporter.metrics import Metrics
 from gatewatch.checks import CheckResult
 from gatewatch.config import GatewatchConfig
 from gatewatch.localstack.net import free_port
 from gatewatch.market_calendar import EASTERN
 from gatewatch.preflight import run_checks
 from probes.active import schedule
+from probes.state import ProbeState
 from simulator import running_simulator
 
 MARKET_ITEM = "market open for the session"
@@ -119,7 +119,7 @@ def test_schedule_looks_again_soon_while_closed(monkeypatch: pytest.MonkeyPatch)
                 stop.set()
             return False
 
-        await asyncio.wait_for(schedule.run_schedule(config, Metrics(), stop, is_open=is_open), 5)
+        await asyncio.wait_for(schedule.run_schedule(config, ProbeState(), stop, is_open=is_open), 5)
 
     asyncio.run(main())
     assert len(calls) == 3 and calls[-1] - calls[0] < 2
