@@ -28,6 +28,7 @@ from typing import IO, Any
 import yaml
 from loguru import logger
 
+from gatewatch import safe_yaml
 from gatewatch.config import (
     DEFAULT_CONFIG_PATH,
     GATEWAY_ENV,
@@ -97,7 +98,7 @@ def render_prometheus_config(source: Path, *, exporter: str, prometheus: str, al
     ``alertmanager`` None drops the alerting section and Alertmanager's own scrape job, so a stack
     without Alertmanager does not log a failed notification every evaluation.
     """
-    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data = safe_yaml.load_file(source)
     replace = {f"{COMPOSE_HOSTS['exporter']}:14002": exporter,
                f"{COMPOSE_HOSTS['prometheus']}:9090": prometheus}
     if alertmanager:

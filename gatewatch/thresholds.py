@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gatewatch import safe_yaml
 from gatewatch.config import ConfigError
 
 THRESHOLDS_PATH = Path(__file__).resolve().parents[1] / "prometheus" / "thresholds.yml"
@@ -87,11 +86,9 @@ def load_thresholds(path: Path | str = THRESHOLDS_PATH) -> dict[str, Threshold]:
     """Read the table; a malformed file is a :class:`ConfigError` (exit status 2)."""
     source = Path(path)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read thresholds: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raw = safe_yaml.load_file(source)
+    except safe_yaml.YamlFileError as exc:
+        raise ConfigError(f"thresholds: {exc}") from None
     return _parse(raw, source)
 
 

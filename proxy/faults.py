@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from loguru import logger
 
+from gatewatch import safe_yaml
 from gatewatch.durations import parse_duration
 from proxy.inject import error_frame
 from proxy.observer import TICKS, ConnState, Observer
@@ -109,9 +109,9 @@ def _number(value: Any, name: str, low: float, high: float) -> float:
 def load_scenario(path: str | Path) -> list[tuple[float, dict[str, Any]]]:
     """A YAML list of ``{at: 30s, fault: ..., ...}``; every item checked before anything runs."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"proxy scenario {path}: cannot read it: {exc}") from None
+        data = safe_yaml.load_file(path)  # the one YAML loader: duplicate keys, alias bombs refused
+    except safe_yaml.YamlFileError as exc:
+        raise ValueError(f"proxy scenario {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):

@@ -73,3 +73,17 @@ def test_gates_file_uses_the_safe_loader(tmp_path: Path) -> None:
     path.write_text("gates: []\ngates: [1]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="duplicate key 'gates' at line 2"):
         load_gates(path)
+
+
+def test_proxy_scenarios_and_the_thresholds_table_use_the_safe_loader(tmp_path: Path) -> None:
+    from gatewatch.thresholds import load_thresholds
+    from proxy.faults import load_scenario as load_proxy_scenario
+
+    path = tmp_path / "proxy.yaml"
+    path.write_text("- {at: 1s, at: 2s, fault: stall}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="duplicate key 'at' at line 1"):
+        load_proxy_scenario(path)
+    path = tmp_path / "thresholds.yml"
+    path.write_bytes(b"quote_stale_seconds: \xff\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_thresholds(path)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from gatewatch import safe_yaml
 from gatewatch.config import GatewatchConfig, load_config, parse_duration
 from gatewatch.rehearsal.processes import REPO_ROOT
 
@@ -96,7 +97,7 @@ def _format_seconds(seconds: float) -> str:
 
 def scale_rule_file(source: Path, scale: float) -> dict[str, Any]:
     """A rule file with every alert's ``for:`` multiplied by ``scale`` (at least 2 s when non-zero)."""
-    data = yaml.safe_load(source.read_text()) or {}
+    data = safe_yaml.load_file(source) or {}
     for group in data.get("groups", []) or []:
         for rule in group.get("rules", []) or []:
             if "alert" in rule and rule.get("for"):
@@ -161,7 +162,7 @@ def write_alertmanager_config(ports: Ports, out_dir: Path) -> Path:
     """
     repo: dict[str, Any] = {}
     if ALERTMANAGER_CONFIG.is_file():
-        repo = yaml.safe_load(ALERTMANAGER_CONFIG.read_text()) or {}
+        repo = safe_yaml.load_file(ALERTMANAGER_CONFIG) or {}
     group_by = (repo.get("route") or {}).get("group_by", ["alertname"])
     config: dict[str, Any] = {
         "global": {
