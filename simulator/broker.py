@@ -176,6 +176,7 @@ class Broker:
         self.positions: dict[int, Position] = {}
         self.max_order_id: dict[int, int] = {}
         self.pending = PendingFaults()
+        self.manual_undo: list[tuple[Execution, tuple[float, float, float]]] = []
         self._perm = itertools.count(1_200_000_000 + (seed % 1000) * 100_000)
         self._exec = itertools.count(1)
         self._exec_base = 0x0001A000 + seed % 4096
@@ -260,9 +261,15 @@ class Broker:
         init = float(vals["InitMarginReq"][0])
         maint = float(vals["MaintMarginReq"][0])
         ewl = float(vals["EquityWithLoanValue"][0])
-        notional = o.totalQuantity * self._reference_price(o) * o.contract.multiplier
+        # Margin is on the absolute exposure, before and after: a buy that covers a short lowers it,
+        # one that turns it long raises it again; it is never below zero.
+        px = self._reference_price(o) * o.contract.multiplier
         rate = STOCK_MARGIN if o.contract.secType == "STK" else 1.0
-        change = notional * rate if self._increases_exposure(o) else -notional * rate
+        pos = self.positions.get(o.contract.conId)
+        held = pos.qty if pos else 0.0
+        after_qty = held + (o.totalQuantity if o.action == "BUY" else -o.totalQuantity)
+        change = (abs(after_qty) - abs(held)) * px * rate
+        change = max(change, -init)
         comm = self._commission(o, o.totalQuantity)
         return {
             "initMarginBefore": init,
@@ -395,6 +402,64 @@ class Broker:
         self.executions.append(e)
         self.sink.fill(o, e)
         self.sink.portfolio_changed([o.contract])
+
+    def manual_trade(self, c: Contract, signed_qty: float, price: float, *, report: bool = True) -> None:
+        """A trade placed by hand in TWS (``report``): an unbound order (order id 0, client id 0, no
+        orderRef) that fills at once and reaches client 0 and the Master API client through the sink
+        like any other client's fill. Without ``report``, only the position and cash change, with no
+        execution anywhere (a Gateway that lost its state, a change made outside the API)."""
+        before = self.positions.get(c.conId)
+        snapshot = (before.qty if before else 0.0, before.avg_cost if before else 0.0,
+                    before.realized if before else 0.0)
+        commission = STOCK_COMMISSION if c.secType == "STK" else OPTION_COMMISSION * abs(signed_qty)
+        if not report:
+            self.apply_trade(c, signed_qty, price, commission)
+            e = Execution("", 0, 0, 0, c, self.account, "BOT" if signed_qty > 0 else "SLD", abs(signed_qty),
+                          price, abs(signed_qty), price, "", self.clock(), commission)
+            self.manual_undo.append((e, snapshot))
+            self.sink.portfolio_changed([c])
+            return
+        o = Order(
+            orderId=0,
+            clientId=0,
+            permId=self.new_perm_id(),
+            contract=c,
+            action="BUY" if signed_qty > 0 else "SELL",
+            totalQuantity=abs(signed_qty),
+            orderType="LMT",
+            lmtPrice=price,
+            tif="DAY",
+            account=self.account,
+            orderRef="",
+            outsideRth=True,
+            whatIf=False,
+            status="Submitted",
+            received_at=time.time(),
+        )
+        self.all_orders.append(o)
+        self._execute(o, abs(signed_qty), price)
+        self.manual_undo.append((self.executions[-1], snapshot))
+
+    def undo_manual(self) -> list[Contract]:
+        """Take back every manual trade (control API DELETE /faults): the position, cash and realized
+        P&L move back by exactly what each trade did; its order and execution are forgotten."""
+        touched: list[Contract] = []
+        for e, (qty, avg, realized) in reversed(self.manual_undo):
+            signed = e.shares if e.side == "BOT" else -e.shares
+            mult = e.contract.multiplier
+            self.cash += signed * e.price * mult + e.commission
+            p = self.positions.setdefault(e.contract.conId, Position(e.contract))
+            p.qty -= signed
+            if abs(p.qty - qty) < 1e-9:
+                p.qty, p.avg_cost, p.realized = qty, avg, realized
+            if e in self.executions:
+                self.executions.remove(e)
+            if e.permId:
+                self.all_orders = [o for o in self.all_orders if o.permId != e.permId]
+            if e.contract not in touched:
+                touched.append(e.contract)
+        self.manual_undo.clear()
+        return touched
 
     def apply_trade(self, c: Contract, signed_qty: float, price: float, commission: float) -> float | None:
         """Update cash and the position; return realized P&L when the trade reduced a position."""

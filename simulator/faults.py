@@ -7,6 +7,7 @@ what a valid fault looks like and which ones are active at a given instant.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,26 @@ FAULTS: dict[str, tuple[set[str], bool]] = {
     "malformed": (set(), False),
     "pacing": ({"count"}, False),
     "historical_pacing": (set(), True),
-    "manual_trade": ({"symbol", "qty", "price"}, False),
+    "manual_trade": ({"symbol", "qty", "price", "report"}, False),
     "price_jump": ({"symbol", "pct"}, False),
 }
+
+#: Bounds on every number a fault takes: beyond them a value is a typo or an attack (1e999, NaN,
+#: a count that would queue a million messages), refused with the field named.
+MAX_LATENCY_MS = 60_000.0
+MAX_CLOCK_SHIFT_MS = 400 * 86400 * 1000.0  # a year and more: enough to visit any calendar day
+MAX_PACING_COUNT = 1000
+MAX_TRADE_QTY = 1_000_000.0
+MAX_PRICE = 1_000_000.0
+
+
+def fault_duration(value: Any, name: str) -> float:
+    """A fault's ``for`` or a scenario's ``at`` (gatewatch.durations), the field named on error."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"'{name}': {exc}") from None
+
 
 @dataclass
 class Fault:
@@ -79,7 +97,7 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
         )
     if "for" in body and not takes_for:
         raise ValueError(f"fault {name!r} does not take 'for'")
-    duration = parse_duration(body["for"]) if "for" in body else None
+    duration = fault_duration(body["for"], "for") if "for" in body else None
     params = {k: v for k, v in body.items() if k in allowed}
     if "symbol" in allowed:
         sym = str(params.get("symbol", "")).upper()
@@ -87,9 +105,9 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
             raise ValueError(f"fault {name!r} needs 'symbol', one of {known_symbols}")
         params["symbol"] = sym
     if name == "latency":
-        params["ms"] = _number(params.get("ms"), "ms", minimum=0)
+        params["ms"] = _number(params.get("ms"), "ms", minimum=0, maximum=MAX_LATENCY_MS)
     if name == "clock_shift":
-        params["ms"] = _number(params.get("ms"), "ms")
+        params["ms"] = _number(params.get("ms"), "ms", minimum=-MAX_CLOCK_SHIFT_MS, maximum=MAX_CLOCK_SHIFT_MS)
     if name == "connectivity_lost":
         restore = params.setdefault("restore", "data_maintained")
         if restore not in ("data_lost", "data_maintained"):
@@ -108,7 +126,7 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
     if name == "reject_next_order":
         params["reason"] = str(params.get("reason") or "Simulated rejection")
     if name == "pacing":
-        count = int(_number(params.get("count", 1), "count", minimum=1))
+        count = int(_number(params.get("count", 1), "count", minimum=1, maximum=MAX_PACING_COUNT))
         params["count"] = count
     if name == "price_jump":
         pct = _number(params.get("pct"), "pct", minimum=-50)
@@ -116,24 +134,31 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
             raise ValueError("pct must be non-zero, between -50 and 100 (a gap in percent)")
         params["pct"] = pct
     if name == "manual_trade":
-        qty = _number(params.get("qty"), "qty")
+        qty = _number(params.get("qty"), "qty", minimum=-MAX_TRADE_QTY, maximum=MAX_TRADE_QTY)
         if qty == 0:
             raise ValueError("qty must be non-zero (negative sells)")
         params["qty"] = qty
+        params["report"] = report = params.get("report", "executions")
+        if report not in ("executions", "none"):
+            raise ValueError("'report' must be 'executions' (a hand trade in TWS, as a Gateway reports it) or 'none'")
         if params.get("price") is not None:
-            params["price"] = _number(params["price"], "price", minimum=0.01)
+            params["price"] = _number(params["price"], "price", minimum=0.01, maximum=MAX_PRICE)
     return name, params, duration
 
 
-def _number(value: Any, name: str, minimum: float | None = None) -> float:
+def _number(value: Any, name: str, minimum: float | None = None, maximum: float | None = None) -> float:
     if value is None or isinstance(value, bool):
         raise ValueError(f"'{name}' is required and must be a number")
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"'{name}' must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"'{name}' must be a finite number, got {value!r}")
     if minimum is not None and x < minimum:
         raise ValueError(f"'{name}' must be >= {minimum}")
+    if maximum is not None and x > maximum:
+        raise ValueError(f"'{name}' must be <= {maximum}")
     return x
 
 

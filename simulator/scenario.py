@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from gatewatch import safe_yaml  # one YAML loader: duplicate keys, alias bombs, non-UTF-8 refused
-from simulator.faults import parse_duration, validate
+from simulator.faults import fault_duration, validate
 
 
 class ScenarioError(ValueError):
@@ -36,7 +36,7 @@ def load_scenario(path: str | Path, symbols: list[str]) -> list[tuple[float, dic
             raise ScenarioError(f"{path}: item {n} ({_show(item)}) needs an 'at' time")
         body = {k: v for k, v in item.items() if k != "at"}
         try:
-            at = parse_duration(item["at"])
+            at = fault_duration(item["at"], "at")
             validate(body, symbols)
         except ValueError as exc:
             raise ScenarioError(f"{path}: item {n} ({_show(item)}): {exc}") from None

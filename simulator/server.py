@@ -454,8 +454,7 @@ class Simulator:
         q = self.market.quotes[c.symbol]
         qty = float(params["qty"])
         price = float(params.get("price") or (q.ask if qty > 0 else q.bid))
-        self.broker.apply_trade(c, qty, price, 1.0)
-        self.portfolio_changed([c])
+        self.broker.manual_trade(c, qty, price, report=params["report"] == "executions")
 
     def _fault_ended(self, f: Fault) -> None:
         logger.info("fault ended: {} {}", f.name, f.params)
@@ -485,7 +484,11 @@ class Simulator:
         self.clock_shift = 0.0
         self.broker.pending.reject_reason = None
         self.broker.pending.partial_fraction = None
-        return {"ok": True, "cleared": len(active)}
+        trades = len(self.broker.manual_undo)
+        touched = self.broker.undo_manual()
+        if touched:
+            self.portfolio_changed(touched)
+        return {"ok": True, "cleared": len(active), "manual_trades_undone": trades}
 
     # ------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:

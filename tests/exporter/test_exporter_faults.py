@@ -105,7 +105,7 @@ async def test_pacing_errors_are_counted_and_survived(sim, exporter: RunningExpo
 
 async def test_manual_trade_shows_as_ledger_drift(sim, exporter: RunningExporter) -> None:
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 1, probe="reconciliation", kind="passive")
-    sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0})
+    sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0, "report": "none"})
     await exporter.wait_for("gatewatch_position_drift", lambda v: v == 5, symbol="SPY", source="ledger", timeout=8)
     assert await exporter.value("gatewatch_reconciliation_discrepancies_total", source="ledger") >= 1  # type: ignore[operator]
     await exporter.wait_for("gatewatch_gateway_position", lambda v: v == 5, symbol="SPY", sec_type="STK",

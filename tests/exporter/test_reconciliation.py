@@ -115,11 +115,11 @@ async def test_a_difference_seen_by_one_check_only_is_not_drift() -> None:
     with running_simulator(account="DU1234567", seed=13, market="open") as sim:
         async with reconciliation(sim) as probe:
             await probe.run_once()
-            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0})
+            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0, "report": "none"})
             await settle(probe, "SPY", 5)
             await probe.run_once()
             assert drift(probe, "SPY") == 0
-            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": -5, "price": 550.0})
+            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": -5, "price": 550.0, "report": "none"})
             await settle(probe, "SPY", 0)
             await probe.run_once()
             await probe.run_once()
@@ -130,7 +130,7 @@ async def test_a_position_change_without_an_execution_is_drift_after_two_checks(
     with running_simulator(account="DU1234567", seed=14, market="open") as sim:
         async with reconciliation(sim) as probe:
             await probe.run_once()
-            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0})
+            sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550.0, "report": "none"})
             await settle(probe, "SPY", 5)
             await probe.run_once()
             with pytest.raises(ProbeFailure, match=r"ledger: SPY \+5"):

@@ -99,7 +99,7 @@ def test_bad_scenario_entry_exits_2_naming_the_entry(tmp_path: Path) -> None:
 def test_scenario_entries_are_named_in_every_error(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     for text, expected in [("- {fault: drop}\n", "item 1 ({fault: drop}) needs an 'at' time"),
-                           ("- {at: soon, fault: drop}\n", "item 1 ({at: soon, fault: drop}): invalid duration"),
+                           ("- {at: soon, fault: drop}\n", "item 1 ({at: soon, fault: drop}): 'at': invalid duration"),
                            ("- [unclosed\n", "not valid YAML")]:
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ScenarioError, match=expected.replace("(", r"\(").replace(")", r"\)")):
@@ -127,3 +127,12 @@ def test_unreadable_config_exits_2_naming_it(tmp_path: Path) -> None:
 def test_bad_master_client_id_is_refused_by_the_parser() -> None:
     done = sim("--master-client-id", "-7")
     assert done.returncode == 2 and "--master-client-id" in done.stderr
+
+
+@pytest.mark.parametrize("entry", ["{at: 1s, fault: stall, for: .nan}", "{at: 1e999, fault: drop}",
+                                   "{at: 1s, fault: pacing, count: 99999999}"])
+def test_scenario_with_non_finite_or_unbounded_numbers_exits_2(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"- {entry}\n")
+    done = sim("--scenario", str(path))
+    assert done.returncode == 2 and "item 1" in done.stderr

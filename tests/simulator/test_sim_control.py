@@ -120,3 +120,31 @@ def test_python_m_simulator_starts_and_stops() -> None:
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "simulated IB Gateway listening on" in err
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"fault": "manual_trade", "symbol": "SPY", "qty": 1e999}', "qty"),
+        ('{"fault": "manual_trade", "symbol": "SPY", "qty": NaN}', "qty"),
+        ('{"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": Infinity}', "price"),
+        ('{"fault": "manual_trade", "symbol": "SPY", "qty": 100000000}', "qty"),
+        ('{"fault": "stall", "for": NaN}', "for"),
+        ('{"fault": "stall", "for": "1e999"}', "for"),
+        ('{"fault": "latency", "ms": 1e999}', "ms"),
+        ('{"fault": "clock_shift", "ms": -1e300}', "ms"),
+        ('{"fault": "pacing", "count": 1000000000}', "count"),
+    ],
+)
+def test_control_api_refuses_non_finite_and_unbounded_numbers(sim: SimHandle, raw: str, field: str) -> None:
+    """HTTP 400 naming the field; nothing is injected and the account stays clean."""
+    port = sim.control_port
+    assert port
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/faults", data=raw.encode(), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 400
+    assert f"'{field}'" in json.loads(err.value.read())["error"]
+    state = sim.state()
+    assert state["faults"] == [] and state["positions"] == []
+    assert state["account"]["TotalCashValue"] == "1000000.00"

@@ -174,16 +174,46 @@ async def test_historical_pacing_fault(sim: SimHandle, ib: IB) -> None:
     assert len(bars) == 0 and 162 in codes
 
 
-async def test_manual_trade_updates_positions_without_executions(sim: SimHandle) -> None:
-    ib = await connect(sim, 4)
+async def test_manual_trade_is_reported_as_a_gateway_reports_a_hand_trade(sim: SimHandle) -> None:
+    """A hand trade in TWS reaches the Master API client (901) as an execution of an unbound order:
+    orderId 0, clientId 0, no orderRef; any other client sees only the position change."""
+    master = await connect(sim, 901)
+    other = await connect(sim, 4)
     seen: list[float] = []
-    ib.positionEvent += lambda p: seen.append(p.position)
+    other.positionEvent += lambda p: seen.append(p.position)
     sim.inject({"fault": "manual_trade", "symbol": "QQQ", "qty": 7})
     await _wait(lambda: seen == [7])
-    await asyncio.sleep(0.1)
-    assert ib.fills() == []
-    assert any(p.position == 7 for p in ib.portfolio())
+    await _wait(lambda: len(master.fills()) == 1)
+    e = master.fills()[0].execution
+    assert (e.orderId, e.clientId, e.orderRef, e.side, e.shares) == (0, 0, "", "BOT", 7)
+    assert master.fills()[0].commissionReport.commission == 1.0
+    [again] = await master.reqExecutionsAsync()
+    assert again.execution.execId == e.execId and again.execution.clientId == 0
+    assert other.fills() == [] and await other.reqExecutionsAsync() == []
     assert sim.state()["positions"][0]["position"] == 7
+    master.disconnect()
+    other.disconnect()
+
+
+async def test_manual_trade_report_none_changes_the_position_only(sim: SimHandle) -> None:
+    master = await connect(sim, 901)
+    sim.inject({"fault": "manual_trade", "symbol": "QQQ", "qty": -2, "report": "none"})
+    await _wait(lambda: any(p.position == -2 for p in master.positions()))
+    assert master.fills() == [] and sim.state()["executions"] == []
+    master.disconnect()
+
+
+async def test_delete_faults_undoes_manual_trades(sim: SimHandle) -> None:
+    cash = sim.state()["account"]["TotalCashValue"]
+    ib = await connect(sim, 901)
+    sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": 5, "price": 550})
+    sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": -2, "report": "none"})
+    await _wait(lambda: any(p.position == 3 for p in ib.positions()))
+    assert sim.clear_faults()["manual_trades_undone"] == 2
+    await _wait(lambda: all(p.position == 0 for p in ib.positions()))
+    state = sim.state()
+    assert state["account"]["TotalCashValue"] == cash and state["executions"] == []
+    assert all(p["position"] == 0 for p in state["positions"])
     ib.disconnect()
 
 
@@ -213,6 +243,7 @@ async def test_bad_fault_bodies(sim: SimHandle) -> None:
         {"fault": "freeze", "symbol": "ZZZ"},
         {"fault": "latency"},
         {"fault": "disconnect", "for": "soon"},
+        {"fault": "manual_trade", "symbol": "SPY", "qty": 5, "report": "quietly"},
         [1, 2],
     ):
         with pytest.raises(ValueError):

@@ -165,3 +165,24 @@ async def test_global_cancel(ib: IB) -> None:
     ib.reqGlobalCancel()
     await asyncio.sleep(0.3)
     assert all(t.orderStatus.status == "Cancelled" for t in trades)
+
+
+async def test_what_if_on_a_short_account_is_never_negative_margin(sim: SimHandle, ib: IB) -> None:
+    """Short 10 SPY: covering 5 lowers the margin, buying 20 (long 10) brings it back; never below 0.
+    The same answer reaches ib_insync."""
+    sim.inject({"fault": "manual_trade", "symbol": "SPY", "qty": -10, "report": "none"})
+    [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+    for qty in (5, 10, 20):
+        st = await asyncio.wait_for(ib.whatIfOrderAsync(c, MarketOrder("BUY", qty)), 3)
+        before, change, after = float(st.initMarginBefore), float(st.initMarginChange), float(st.initMarginAfter)
+        assert before > 0 and after >= 0 and abs(before + change - after) < 0.01, (qty, st)
+        if qty == 20:
+            assert abs(after - before) < before * 0.05  # short 10 -> long 10: about the same exposure
+    import ib_insync
+
+    old = ib_insync.IB()
+    await old.connectAsync("127.0.0.1", sim.port, clientId=23, timeout=5)
+    [oc] = await old.qualifyContractsAsync(ib_insync.Stock("SPY", "SMART", "USD"))
+    st = await asyncio.wait_for(old.whatIfOrderAsync(oc, ib_insync.MarketOrder("BUY", 15)), 3)
+    assert float(st.initMarginAfter) >= 0 and float(st.initMarginChange) < 0
+    old.disconnect()
