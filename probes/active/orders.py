@@ -31,6 +31,8 @@ from probes.state import ProbeState
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 CANCEL_OF_FILLED = (161, 10148)
+DATA_LOST = 1101
+"""Connectivity restored, data lost: the Gateway has dropped every market data subscription."""
 MARKETABLE_COLLAR = 0.001
 """A buy limit sits this fraction (at least two ticks) above the ask it was priced from (a sell
 as far below the bid).
@@ -159,6 +161,26 @@ class ProbeOrders:
     def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None = None) -> None:
         if req_id > 0:
             self.errors.by_order.setdefault(req_id, []).append((code, message))
+        elif code == DATA_LOST:
+            self._renew_quotes()
+
+    def _renew_quotes(self) -> None:
+        """After 1101 the Gateway has dropped every subscription: request the probes' quotes again.
+
+        Why at once and here: a probe pricing an order from a stream that no longer updates would
+        price from a stale quote, or wait out its timeout and fail for a reason that is not the order
+        path. The old tickers are cancelled (ib_async forgets them) and fresh ones replace them.
+        """
+        for con_id, ticker in list(self._tickers.items()):
+            contract = ticker.contract
+            if contract is None:
+                continue
+            self.ib.cancelMktData(contract)
+            renewed = self.ib.reqMktData(contract, "", False, False)
+            renewed.bid = renewed.ask = math.nan  # ib_async may hand back the old object: no stale price
+            self._tickers[con_id] = renewed
+        if self._tickers:
+            logger.info("quotes restored after 1101 (data lost): {} probe quote stream(s) renewed", len(self._tickers))
 
     # ----------------------------------------------------------------- quotes
     async def quote(self, contract: Contract, timeout: float | None = None) -> tuple[float, float]:

@@ -104,9 +104,39 @@ def unwind_bound(config: GatewatchConfig) -> float:
     return 2 * a.cancel_timeout + (a.close_retry_attempts + 1) * a.close_retry_wait + a.fill_timeout + 5
 
 
+CLIENT_ID_IN_USE = 326
+
+
+class ClientIdInUse(ConnectionError):
+    """The Gateway refused the probes' client id (326): another probe run holds it."""
+
+
 async def connect_probe_client(ib: IB, config: GatewatchConfig) -> None:
-    """Connect on the probes' own client id, with every request time-boxed."""
-    await connect(ib, config.gateway, Client.PROBES)
+    """Connect on the probes' own client id, with every request time-boxed.
+
+    A second probe run (``probe run``, ``flatten``, or the exporter's schedule) on the same Gateway
+    gets error 326 and a closed socket; ib_async then reports only a timeout or a lost connection,
+    so the 326 is caught here and named, with what to do.
+    """
+    refused: list[str] = []
+
+    def on_error(req_id: int, code: int, message: str, contract: object = None) -> None:
+        if code == CLIENT_ID_IN_USE:
+            refused.append(message)
+
+    ib.errorEvent += on_error
+    try:
+        await connect(ib, config.gateway, Client.PROBES)
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        if not refused:
+            raise
+        raise ClientIdInUse(
+            f"client id {config.gateway.probe_client_id} is already in use at the Gateway (error 326: "
+            f"{refused[0]}): another `gatewatch probe run`, `gatewatch flatten` or the exporter's "
+            "scheduled active probes are running; only one probe run at a time, wait for it to finish"
+        ) from exc
+    finally:
+        ib.errorEvent -= on_error
 
 
 class ActiveSession:
@@ -204,6 +234,8 @@ async def run_probes(
         return fail_all(f"cannot open the probe journal: {exc}")
     try:
         await session.__aenter__()
+    except ClientIdInUse as exc:
+        return fail_all(str(exc))
     except Exception as exc:
         return fail_all(
             f"cannot connect to {config.gateway.host}:{config.gateway.port} "

@@ -18,8 +18,9 @@ from collections.abc import Callable
 
 import pytest
 from ib_async import Stock
+from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import QUOTES_INTERVAL
+from exporter.metrics import Metrics
 from probes.active import order_probes, request_probes
 from probes.passive.base import run_periodically
 
@@ -28,6 +29,15 @@ pytestmark = pytest.mark.live
 
 def _valid(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def _sample(metrics: Metrics, name: str, labels: dict[str, str]) -> float | None:
+    """One sample of the exposition the exporter would serve now (None if absent)."""
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
 
 
 async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -186,15 +196,15 @@ async def test_market_data_staleness_detection(passive, target):
     stale_after = target.config.probes.quote_stale_after
     symbol = target.config.probes.symbols[0]
     status = quotes.recorder
-    loop = asyncio.create_task(run_periodically(status, QUOTES_INTERVAL, quotes.run_once,
+    loop = asyncio.create_task(run_periodically(status, quotes.schedule().interval, quotes.run_once,
                                                 timeout=target.config.gateway.request_timeout))
     try:
         await _until(lambda: status.status.success is True, 30, "the quotes probe passing")
-        if metrics.registry.get_sample_value("gatewatch_market_open", {"exchange": "NYSE"}) != 1:
+        if _sample(metrics, "gatewatch_market_open", {"exchange": "NYSE"}) != 1:
             pytest.skip("market closed: the quotes probe judges staleness only while the market is open")
         for s in target.config.probes.symbols:
-            assert metrics.registry.get_sample_value("gatewatch_quote_age_seconds", {"symbol": s}) < stale_after
-            assert metrics.registry.get_sample_value("gatewatch_quote_sane", {"symbol": s}) == 1
+            assert (_sample(metrics, "gatewatch_quote_age_seconds", {"symbol": s}) or math.inf) < stale_after
+            assert _sample(metrics, "gatewatch_quote_sane", {"symbol": s}) == 1
         if target.sim is None:
             pytest.skip("the freeze step needs the simulator's fault injection; quotes judged fresh")
         frozen_at = time.monotonic()
@@ -203,9 +213,9 @@ async def test_market_data_staleness_detection(passive, target):
         assert time.monotonic() - frozen_at > stale_after - 1, "judged stale before the limit could pass"
         assert symbol in status.status.reason and "stale" in status.status.reason, status.status.reason
         assert not [s for s in target.config.probes.symbols if s != symbol and s in status.status.reason]
-        assert metrics.registry.get_sample_value("gatewatch_quote_age_seconds", {"symbol": symbol}) > stale_after
+        assert (_sample(metrics, "gatewatch_quote_age_seconds", {"symbol": symbol}) or 0) > stale_after
         await _until(lambda: status.status.success is True, 10, "the probe passing again after the freeze")
-        assert metrics.registry.get_sample_value("gatewatch_quote_age_seconds", {"symbol": symbol}) < stale_after
+        assert (_sample(metrics, "gatewatch_quote_age_seconds", {"symbol": symbol}) or math.inf) < stale_after
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
