@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter import metrics as m
 from exporter.metrics import Family, LabelValues
-from probes.gateway import GatewaySession
+from probes.gateway import GatewaySession, GatewayState
 from probes.passive.account import AccountProbe
 from probes.passive.base import PassiveProbe
 from probes.passive.clock import ClockProbe
@@ -57,6 +57,8 @@ def connection(probe: ConnectionProbe, session: GatewaySession) -> Iterator[Fami
     since = session.connected_since if connected else None
     yield m.GATEWAY_CONNECTED, [((), 1.0 if connected else 0.0)]
     yield m.GATEWAY_CONNECTED_SINCE, [((), since or 0.0)]
+    if session.state:
+        yield m.GATEWAY_STATE, [((state,), 1.0 if state == session.state else 0.0) for state in GatewayState.ALL]
     yield m.GATEWAY_CONNECTS, [((), probe.connects)]
     yield m.GATEWAY_DISCONNECTS, [((), probe.disconnects)]
     yield m.GATEWAY_RECONNECT_ATTEMPTS, [((), probe.attempts)]

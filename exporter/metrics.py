@@ -131,6 +131,10 @@ GATEWAY_CONNECTED = MetricSpec('gatewatch_gateway_connected', 'gauge',
 GATEWAY_CONNECTED_SINCE = MetricSpec('gatewatch_gateway_connected_since_timestamp_seconds', 'gauge',
     'Unix time the current connection was established (0 while disconnected).',
     ())
+GATEWAY_STATE = MetricSpec('gatewatch_gateway_state', 'gauge',
+    '1 for what the latest connection attempt or the live connection found: connected, refused, '
+    'not_answering (port open, API silent or frozen), not_logged_in (API up without a session).',
+    ('state',))
 GATEWAY_CONNECTS = MetricSpec('gatewatch_gateway_connects', 'counter',
     'Successful connections to the Gateway.',
     ())

@@ -17,6 +17,7 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import ClassVar
 
 from ib_async import IB
 from loguru import logger
@@ -28,6 +29,30 @@ from gatewatch.ib.clock import TimeSample as TimeSample  # re-exported for the t
 from gatewatch.ib.connect import Client, connect
 
 Listener = Callable[[], Awaitable[None] | None]
+FAST_RETRY = 1.0
+"""Seconds between attempts while the Gateway refuses or does not answer: such an attempt costs a
+refused TCP connect or an idle socket, and a short outage should be measured as what it was."""
+LOGIN_CODES = frozenset({502, 504})
+CLIENT_ID_IN_USE = 326
+"""Errors a client gets from a Gateway whose API is not (yet) connected to a logged-in session."""
+
+
+class GatewayState:
+    """What the latest connection attempt (or the live connection) found, as ``gatewatch_gateway_state``."""
+
+    CONNECTED = "connected"
+    REFUSED = "refused"  # refused, or closed before saying a word (a forwarder with nothing behind it)
+    NOT_ANSWERING = "not_answering"  # the port accepts, the API says nothing (frozen, or starting)
+    NOT_LOGGED_IN = "not_logged_in"  # the API answers but has no session: no account, 502/504
+    ALL = (CONNECTED, REFUSED, NOT_ANSWERING, NOT_LOGGED_IN)
+
+    HINTS: ClassVar[dict[str, str]] = {
+        REFUSED: "connection refused or closed at once (Gateway stopped or restarting, wrong port, or client "
+                 "id in use)",
+        NOT_ANSWERING: "the port accepts but the Gateway answers nothing (frozen, or still starting)",
+        NOT_LOGGED_IN: "the Gateway is up but NOT LOGGED IN (its API answers without an account, or with "
+                       "502/504): log in to IB Gateway (IBC settings, two-factor approval)",
+    }
 ErrorListener = Callable[[int, int, str], None]
 
 
@@ -70,8 +95,12 @@ class GatewaySession:
         self.backoff = Backoff(config.reconnect_initial, config.reconnect_max, config.reconnect_jitter, rng)
         self.connected = False
         self.connected_since: float | None = None
+        self.state = ""  # a GatewayState value once the first attempt is over
         self.account: str = ""
         self.last_error: str = ""
+        self.last_inbound = time.monotonic()  # any bytes from the Gateway: the liveness signal
+        self._attempt_heard = False
+        self._attempt_codes: set[int] = set()
         self.on_connected: list[Listener] = []
         self.on_disconnected: list[Listener] = []
         self.on_attempt: list[Listener] = []
@@ -81,6 +110,39 @@ class GatewaySession:
         self._listener_tasks: set[asyncio.Task[None]] = set()
         self.ib.disconnectedEvent += self._handle_disconnected
         self.ib.errorEvent += self._handle_error
+        self.ib.client.conn.hasData += self._on_data
+
+    def _on_data(self, _data: bytes) -> None:
+        self.last_inbound = time.monotonic()
+        self._attempt_heard = True
+
+    @property
+    def liveness_timeout(self) -> float:
+        """Seconds without a byte from the Gateway after which it is declared down."""
+        return self.config.request_timeout
+
+    async def watch_liveness(self) -> None:
+        """Declare a Gateway that stops answering down, by a check nothing else can hold up.
+
+        Any inbound byte proves the Gateway alive. When the line is quiet the watch asks for the
+        managed accounts (answered at once by any live Gateway, no pacing, no shared future or lock
+        with the probes); when nothing at all arrives for ``liveness_timeout`` seconds the connection
+        is dropped, so ``gatewatch_gateway_connected`` reads 0 and the reconnect loop takes over.
+        """
+        prod_every = max(0.2, self.liveness_timeout / 4)
+        last_prod = 0.0
+        while True:
+            await asyncio.sleep(prod_every / 2)
+            if not self.connected:
+                continue
+            now = time.monotonic()
+            silent = now - self.last_inbound
+            if silent >= self.liveness_timeout:
+                self.drop(f"no answer from the Gateway for {silent:.1f} s")
+            elif silent >= prod_every and now - last_prod >= prod_every:
+                last_prod = now
+                with contextlib.suppress(Exception):
+                    self.ib.client.reqManagedAccts()
 
     @property
     def address(self) -> str:
@@ -91,40 +153,75 @@ class GatewaySession:
         return int(self.ib.client.serverVersion() or 0) if self.connected else 0
 
     async def run(self) -> None:
-        """Connect, wait for the loss, back off, reconnect: for ever (cancel to stop)."""
+        """Connect, wait for the loss, reconnect: for ever (cancel to stop), with the liveness watch."""
+        watch = asyncio.create_task(self.watch_liveness(), name="gateway-liveness")
+        try:
+            await self._run()
+        finally:
+            watch.cancel()
+            with contextlib.suppress(BaseException):
+                await watch
+
+    async def _run(self) -> None:
         first = True
         while True:
             if not first:
                 self._notify(self.on_attempt)
                 self.ib.wrapper.reset()  # stale positions, tickers and account values of the lost session
             first = False
+            self._attempt_heard = False
+            self._attempt_codes = set()
             try:
                 await self._connect()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.first_attempt_done.set()
-                reason = _describe(exc)
-                delay = self.backoff.next_delay()
-                if reason != self.last_error:
-                    logger.warning("gateway {} unreachable: {}; retrying with back-off", self.address, reason)
-                    self.last_error = reason
-                logger.debug("next connection attempt in {:.1f} s", delay)
+                state = self._failed_state(exc)
+                # Back off only from a Gateway that answers but is not logged in; an absent or silent
+                # one is retried every second (cheap), so a short outage is measured as what it was.
+                delay = self.backoff.next_delay() if state == GatewayState.NOT_LOGGED_IN else FAST_RETRY
+                self._set_state(state, _describe(exc), delay)
                 await asyncio.sleep(delay)
                 continue
             self.first_attempt_done.set()
             self.backoff.reset()
             self.last_error = ""
+            self._set_state(GatewayState.CONNECTED, "", 0.0)
             await self._lost.wait()
-            delay = self.backoff.next_delay()
-            logger.info("reconnecting to gateway {} in {:.1f} s", self.address, delay)
-            await asyncio.sleep(delay)
+            logger.info("reconnecting to gateway {} in {:.1f} s", self.address, FAST_RETRY / 4)
+            await asyncio.sleep(FAST_RETRY / 4)
+
+    def _failed_state(self, exc: BaseException) -> str:
+        """Which state a failed attempt shows; "not logged in" only on the Gateway's own word."""
+        if isinstance(exc, NotLoggedIn) or self._attempt_codes & LOGIN_CODES:
+            return GatewayState.NOT_LOGGED_IN
+        if CLIENT_ID_IN_USE in self._attempt_codes or not self._attempt_heard:
+            return GatewayState.NOT_ANSWERING if isinstance(exc, TimeoutError) else GatewayState.REFUSED
+        return GatewayState.NOT_LOGGED_IN  # the API answered the handshake, then never finished its start
+
+    def _set_state(self, state: str, reason: str, retry_in: float) -> None:
+        """Record the state; one log line per change of state or reason, never one per attempt."""
+        changed = state != self.state or reason != self.last_error
+        self.state = state
+        self.last_error = reason
+        if not changed or state == GatewayState.CONNECTED:
+            return
+        hint = GatewayState.HINTS[state]
+        if state == GatewayState.NOT_LOGGED_IN:
+            logger.error("gateway {}: {} ({}); retrying, next in {:.0f} s", self.address, hint, reason, retry_in)
+        else:
+            logger.warning("gateway {} unreachable: {} ({}); retrying every {:g} s", self.address, hint, reason,
+                           retry_in)
 
     async def _connect(self) -> None:
         self._lost.clear()
         cfg = self.config
         await connect(self.ib, cfg, Client.EXPORTER, readonly=True)
         accounts = self.ib.managedAccounts()
+        if not accounts:  # a logged-in Gateway always names its accounts at the API start
+            self.ib.disconnect()
+            raise NotLoggedIn("the API started but reported no managed account")
         self.account = the_account(cfg.account, accounts)
         if cfg.account and not is_managed(cfg.account, accounts):
             logger.error("configured account {} is not managed by this Gateway (it manages {})",
@@ -142,11 +239,15 @@ class GatewaySession:
             return
         self.connected = False
         self.connected_since = None
+        if self.state == GatewayState.CONNECTED:
+            self.state = GatewayState.REFUSED  # the Gateway closed the socket; the next attempt says more
         logger.warning("gateway {} disconnected", self.address)
         self._notify(self.on_disconnected)
         self._lost.set()
 
     def _handle_error(self, req_id: int, code: int, message: str, _contract: object = None) -> None:
+        if not self.connected:
+            self._attempt_codes.add(code)
         for listener in self.on_error:
             try:
                 listener(req_id, code, message)
@@ -154,10 +255,18 @@ class GatewaySession:
                 logger.exception("error listener failed on code {}", code)
 
     def drop(self, reason: str) -> None:
-        """Close a connection that is open but no longer answers, so the reconnect loop takes over."""
+        """Close a connection that is open but no longer answers, so the reconnect loop takes over.
+
+        The loss is handled here and now (not when the socket's close is confirmed, which a frozen
+        peer may delay): the state reads down at once.
+        """
         if self.connected:
-            logger.warning("dropping unresponsive gateway connection: {}", reason)
-            self.ib.disconnect()
+            logger.warning("gateway {} declared down: {}; recycling the connection", self.address, reason)
+            self.state = GatewayState.NOT_ANSWERING
+            self.last_error = reason
+            with contextlib.suppress(Exception):
+                self.ib.disconnect()
+            self._handle_disconnected()
 
     def close(self) -> None:
         """Disconnect for good (shutdown)."""
@@ -188,9 +297,13 @@ async def _guarded(awaitable: Awaitable[None]) -> None:
         logger.warning("connection listener failed: {}", _describe(exc))
 
 
+class NotLoggedIn(ConnectionError):
+    """The Gateway completed the API start without what a logged-in Gateway always sends."""
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
-        return "timed out (Gateway silent, client id in use, or not logged in)"
+        return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (nothing listening)"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
