@@ -263,7 +263,7 @@ HOST_MEMORY_USAGE_RATIO = MetricSpec('gatewatch_host_memory_usage_ratio', 'gauge
     'Host memory in use (not available), 0-1.',
     ())
 ORDER_FILL_LATENCY = HistogramSpec('gatewatch_order_fill_latency_seconds',
-    'Submit-to-execution latency of probe orders.')
+    'placeOrder-to-first-execution latency of marketable probe orders (resting ones left out).')
 PROBE_ORDERS = MetricSpec('gatewatch_probe_orders', 'counter',
     'Orders the active probes sent, by action.',
     ('action',))

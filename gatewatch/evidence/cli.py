@@ -18,6 +18,8 @@ from gatewatch.evidence.bundle import write_bundle
 from gatewatch.evidence.collect import collect
 from gatewatch.evidence.gates import DEFAULT_GATES_PATH, load_gates
 from gatewatch.evidence.grafana_snapshot import DEFAULT_DASHBOARDS, make_snapshots
+from gatewatch.evidence.junit import add_junit
+from gatewatch.evidence.junit import summarise as summarise_junit
 from gatewatch.evidence.model import Window
 from gatewatch.evidence.prometheus_api import PrometheusClient
 from gatewatch.logs import setup_logging
@@ -39,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gates", type=Path, default=DEFAULT_GATES_PATH, help="gates file (prometheus/gates.yml)"
+    )
+    parser.add_argument(
+        "--junit", type=Path, action="append", default=[], metavar="FILE",
+        help="a JUnit XML result to carry into the bundle (repeatable): e.g. the live validation suite's",
     )
     parser.add_argument(
         "--dashboards", type=Path, default=DEFAULT_DASHBOARDS, help="Grafana dashboard JSON folder"
@@ -88,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     config = load_config(args.config)
     gates = load_gates(args.gates)
+    for path in args.junit:  # a bad file is refused before any query
+        summarise_junit(path)
     window = resolve_window(args.start, args.end, args.last, time.time())
     client = PrometheusClient(args.prometheus)
     if not client.ready():
@@ -99,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
             evidence.grafana_note = (
                 f"Grafana at {args.grafana}: no snapshot made (the bundle is complete without)"
             )
-    manifest = write_bundle(evidence, args.out)
+    extra = {"junit.json": add_junit(args.junit, args.out)} if args.junit else None
+    manifest = write_bundle(evidence, args.out, extra)
     verdict = "PASS" if evidence.passed else "FAIL"
     failed = [g.id for g in evidence.gates if not g.passed]
     logger.info(

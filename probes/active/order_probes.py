@@ -156,7 +156,7 @@ async def probe_cancel(ctx: ProbeContext) -> str:
     """A resting limit far below the market is accepted, then cancelled and confirmed."""
     bid, _ = await ctx.orders.quote(ctx.instrument)
     price = max(round_tick(bid * 0.8), 0.01)
-    sent = await ctx.orders.send_limit(ctx.instrument, "BUY", price, probe="cancel")
+    sent = await ctx.orders.send_limit(ctx.instrument, "BUY", price, probe="cancel", resting=True)
     result = await ctx.orders.wait_done_or_filled(sent, 1.0)
     if result.status in ("Inactive", "Cancelled") or result.filled:
         raise ProbeFailure(f"resting order was not accepted as resting: status {result.status}")

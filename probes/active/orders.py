@@ -111,6 +111,11 @@ class ProbeOrders:
         self.errors = OrderErrors()
         self.first_fill_at: dict[str, float] = {}
         self.sent_at: dict[str, float] = {}
+        self.resting: set[str] = set()
+        """Refs of orders priced to rest (close_retry's first close, the cancel probe's buy): their
+        time to fill measures the market coming to them, not the order path, so it is kept out of
+        the fill latency (``marketable_latencies``, ``gatewatch_order_fill_latency_seconds``)."""
+        self._observed: set[str] = set()
         self.client_throttled = 0
         self._tickers: dict[int, Ticker] = {}
         ib.orderStatusEvent += self._on_status
@@ -216,8 +221,10 @@ class ProbeOrders:
         quantity: float = 1,
         order_ref: str | None = None,
         reducing: bool = False,
+        resting: bool = False,
     ) -> SentOrder:
-        """Send a DAY limit order through the guard (``reducing``: it only reduces what the probes hold).
+        """Send a DAY limit order through the guard (``reducing``: it only reduces what the probes hold;
+        ``resting``: priced away from the market on purpose, so its fill is no latency sample).
 
         With ``order_ref`` this is a retry: if the journal or the Gateway (open orders, executions)
         already knows that ref, the existing order is returned and nothing is sent again.
@@ -236,6 +243,8 @@ class ProbeOrders:
         order = LimitOrder(action, quantity, round_tick(price), tif="DAY")
         sent = self.guard.place(contract, order, probe=probe, order_ref=order_ref, reducing=reducing)
         self.sent_at[sent.order_ref] = sent.sent_at
+        if resting:
+            self.resting.add(sent.order_ref)
         return sent
 
     async def pace(self) -> None:
@@ -252,11 +261,19 @@ class ProbeOrders:
         quantity: float = 1,
         order_ref: str | None = None,
         reducing: bool = False,
+        resting: bool = False,
     ) -> SentOrder:
         """:meth:`limit`, after a pacing slot: the way every probe sends an order."""
         await self.pace()
         return self.limit(
-            contract, action, price, probe=probe, quantity=quantity, order_ref=order_ref, reducing=reducing
+            contract,
+            action,
+            price,
+            probe=probe,
+            quantity=quantity,
+            order_ref=order_ref,
+            reducing=reducing,
+            resting=resting,
         )
 
     async def wait_done_or_filled(self, sent: SentOrder, timeout: float) -> FillResult:
@@ -281,8 +298,11 @@ class ProbeOrders:
         first = self.first_fill_at.get(sent.order_ref)
         latency = first - sent.sent_at if first is not None and math.isfinite(sent.sent_at) else None
         filled = float(trade.filled())
-        if latency is not None and self.metrics:
-            self.metrics.fill_latency.observe(latency)
+        ref = sent.order_ref
+        if latency is not None and ref not in self.resting and ref not in self._observed:
+            self._observed.add(ref)
+            if self.metrics:
+                self.metrics.fill_latency.observe(latency)
         return FillResult(filled, trade.orderStatus.status, latency, float(trade.orderStatus.avgFillPrice))
 
     async def cancel(self, sent: SentOrder, timeout: float | None = None) -> str:
@@ -345,7 +365,9 @@ class ProbeOrders:
             lot = min(remaining, float(self.active.max_quantity))
             bid, _ = await self.quote(contract)
             price = first_price or marketable_sell_limit(bid)
-            sent = await self.send_limit(contract, "SELL", price, probe=probe, quantity=lot, reducing=True)
+            sent = await self.send_limit(
+                contract, "SELL", price, probe=probe, quantity=lot, reducing=True, resting=first_price is not None
+            )
             result = await self.wait_done_or_filled(sent, wait)
             attempt = 0
             while (
@@ -390,6 +412,14 @@ class ProbeOrders:
                 )
             remaining -= lot
         return reprices
+
+    def marketable_latencies(self) -> list[float]:
+        """placeOrder -> first execution of every marketable order that filled (resting ones left out)."""
+        return [
+            self.first_fill_at[ref] - sent_at
+            for ref, sent_at in self.sent_at.items()
+            if ref in self.first_fill_at and ref not in self.resting and math.isfinite(sent_at)
+        ]
 
     # ----------------------------------------------------------------- clean-up
     async def held_by_gateway(self) -> dict[int, tuple[Contract, float]]:

@@ -316,11 +316,7 @@ async def _safe_cleanup(session: ActiveSession, report: RunReport, bound: float 
 
 
 def _latencies(session: ActiveSession) -> list[float]:
-    return [
-        session.orders.first_fill_at[ref] - sent_at
-        for ref, sent_at in session.orders.sent_at.items()
-        if ref in session.orders.first_fill_at
-    ]
+    return session.orders.marketable_latencies()
 
 
 def _record(report: RunReport, result: ProbeResult, on_result: Callable[[ProbeResult], None] | None) -> None:

@@ -6,6 +6,12 @@ ids are the ones the exporter and the probes use. ``--gateway`` overrides only t
 Against the fixture-started simulator the same file is loaded and then overridden explicitly (its
 address, short timeouts and durations, a throw-away journal) so the suite stays quick and hermetic.
 
+Beside a live session: the suite never shares anything with the exporter's scheduled probes. Its
+order connection uses ``gateway.probe_client_id + LIVE_CLIENT_ID_OFFSET``, its passive connection
+``gateway.client_id + PASSIVE_CLIENT_ID_OFFSET`` (no 326 either way), its orders carry their own
+tag (``<order_ref_prefix>-live``, so neither side's clean-up ever cancels or closes the other's)
+and it keeps its own journal next to the probes' one. So it can run during a session.
+
 Paper check, once: before anything else the session refuses to run at all (``pytest.exit``, nothing
 sent) unless the configuration says paper, the port is a configured paper port and, once
 connected, every managed account id starts with D: the same PaperGuard the probes use. At the end
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +49,19 @@ DEFAULT_GATEWAY_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gatew
 PASSIVE_CLIENT_ID_OFFSET = 20
 """The suite's read-only passive connection uses the exporter's client id + 20 (the preflight
 takes + 10), so it can run beside a running exporter without a duplicate-id refusal (326)."""
+LIVE_CLIENT_ID_OFFSET = 20
+"""The suite's order connection: the probes' client id + 20, never the exporter's schedule's own."""
+LIVE_TAG_SUFFIX = "-live"
+LIVE_JOURNAL_NAME = "live-validation-journal.sqlite"
 REFUSED = 2
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--gateway", default=None, metavar="HOST:PORT",
                      help="run against a real PAPER IB Gateway instead of the simulator")
+    parser.addoption("--sim-control", default=None, metavar="URL",
+                     help="with --gateway pointing at a simulator someone else runs: its control API, used "
+                          "only for the slow-request fault (a latency every client tolerates)")
     parser.addoption("--gateway-config", default=str(DEFAULT_GATEWAY_CONFIG), metavar="FILE",
                      help="gatewatch configuration to validate with (default: config/gatewatch.yaml); "
                           "--gateway overrides only its host and port")
@@ -60,11 +75,33 @@ class Target:
     sim: SimHandle | None
     account: str
     """The paper account the session check confirmed."""
+    latency: Callable[[float, float], None] | None = None
+    """Make the Gateway answer ``ms`` late for ``seconds`` (a simulator's latency fault), if possible."""
+
+
+def control_latency(url: str) -> Callable[[float, float], None]:
+    """A latency fault through a simulator's control API (POST /faults)."""
+
+    def inject(ms: float, seconds: float) -> None:
+        body = json.dumps({"fault": "latency", "ms": ms, "for": f"{seconds:g}s"}).encode()
+        request = urllib.request.Request(f"{url.rstrip('/')}/faults", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).read()
+
+    return inject
 
 
 def with_gateway_address(config: GatewatchConfig, address: str) -> GatewatchConfig:
     """The operator's configuration with only the Gateway's host and port replaced."""
     config.gateway.host, config.gateway.port = split_host_port(address, field="--gateway")
+    return config
+
+
+def as_live_suite(config: GatewatchConfig, journal: Path | None = None) -> GatewatchConfig:
+    """The suite's own client id, order tag and journal, so it runs beside the exporter's probes."""
+    config.gateway.probe_client_id += LIVE_CLIENT_ID_OFFSET
+    config.active.order_ref_prefix = config.active.order_ref_prefix[:10] + LIVE_TAG_SUFFIX
+    config.active.journal_path = str(journal or Path(config.active.journal_path).with_name(LIVE_JOURNAL_NAME))
     return config
 
 
@@ -126,17 +163,19 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     try:
         config = load_config(request.config.getoption("--gateway-config"), environ={})
         if address:
-            config = with_gateway_address(config, address)
+            config = as_live_suite(with_gateway_address(config, address))
     except ConfigError as exc:
         pytest.exit(f"live validation: {exc}", returncode=REFUSED)
     if address:
-        yield Target(config, None, checked_paper_account(config))
+        control = request.config.getoption("--sim-control")
+        yield Target(config, None, checked_paper_account(config), control_latency(control) if control else None)
         return
     journal = Path(tempfile.mkdtemp(prefix="gatewatch-live-")) / "journal.sqlite"
     with running_simulator(port=0, control_port=0, account="DU1234567", seed=7, symbols=simulator_symbols(config),
                            tick_hz=4.0, market="open") as sim:
-        config = for_simulator(config, sim, journal)
-        yield Target(config, sim, checked_paper_account(config))
+        config = as_live_suite(for_simulator(config, sim, journal), journal)
+        yield Target(config, sim, checked_paper_account(config),
+                     lambda ms, seconds: sim.inject({"fault": "latency", "ms": ms, "for": f"{seconds:g}s"}) and None)
 
 
 @pytest_asyncio.fixture

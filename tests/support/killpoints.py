@@ -177,7 +177,7 @@ async def _recover(config: GatewatchConfig) -> Any:
 
 async def campaign(
     sim: SimHandle, config: GatewatchConfig, folder: Path, plan: list[tuple[str, signal.Signals]], *,
-    seed: int, max_marker: int = 14, on_stop: Callable[[Stop], None] | None = None,
+    seed: int, max_marker: int = 22, on_stop: Callable[[Stop], None] | None = None,
 ) -> list[Stop]:
     """Run each (target, signal) of ``plan`` in a random order; the bot's book is set up first."""
     rng = random.Random(seed)
