@@ -6,9 +6,33 @@ shipper can parse them without regular expressions.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from loguru import logger
+
+CLIENT_LIBRARY = "ib_async"
+"""Its own log lines repeat, at ERROR and WARNING, what gatewatch already handles and reports in
+its terms (an expected 201 of the reject probe, a 161 of the cancel race, ``Canceled order:
+Trade(...)`` dumps of a whole order object): in an operator's log they read as faults that are not.
+They are kept at DEBUG (``exporter.log_level: DEBUG`` shows them)."""
+
+
+class _ClientLibraryToDebug(logging.Handler):
+    """Forward the client library's records to loguru at DEBUG, one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage().replace("\n", " ")
+        logger.opt(depth=0).debug("{} {}: {}", record.name, record.levelname.lower(), text[:500])
+
+
+def quiet_client_library() -> None:
+    """Route the client library's Python logging into loguru at DEBUG (idempotent)."""
+    library = logging.getLogger(CLIENT_LIBRARY)
+    if not any(isinstance(h, _ClientLibraryToDebug) for h in library.handlers):
+        library.addHandler(_ClientLibraryToDebug())
+    library.setLevel(logging.DEBUG)
+    library.propagate = False
 
 
 def _to_stderr(message: str) -> None:
@@ -22,6 +46,7 @@ def _to_stderr(message: str) -> None:
 
 def setup_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Send logs to stderr at ``level``; ``json_lines`` switches to loguru's serialised format."""
+    quiet_client_library()
     logger.remove()
     if json_lines:
         logger.add(_to_stderr, level=level, serialize=True)

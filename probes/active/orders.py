@@ -31,6 +31,8 @@ from probes.state import ProbeState
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
 CANCEL_OF_FILLED = (161, 10148)
+DELIBERATE_ESCALATION = "close_retry"
+"""The probe whose close escalates by design; its escalation is logged as information."""
 DATA_LOST = 1101
 """Connectivity restored, data lost: the Gateway has dropped every market data subscription."""
 MARKETABLE_COLLAR = 0.001
@@ -395,10 +397,13 @@ class ProbeOrders:
             if result.filled < lot and result.status not in DONE:
                 if self.metrics:
                     self.metrics.close_escalations[probe] += 1
-                logger.error(
-                    "CLOSE ESCALATION: {} not filled after {} re-prices; closing at the bid now",
+                # close_retry escalates on purpose (it proves this path): not an error then.
+                logger.log(
+                    "INFO" if probe == DELIBERATE_ESCALATION else "ERROR",
+                    "close escalation: {} not filled after {} re-prices; closing at the bid now{}",
                     sent.order_ref,
                     attempt,
+                    " (as the close_retry probe intends)" if probe == DELIBERATE_ESCALATION else "",
                 )
                 bid, _ = await self.quote(contract)
                 await self.pace()
