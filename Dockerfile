@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY gatewatch/ gatewatch/
 COPY exporter/ exporter/
 COPY probes/ probes/
+COPY proxy/ proxy/
 COPY simulator/ simulator/
 RUN /opt/gatewatch/bin/pip install --no-cache-dir . \
     && /opt/gatewatch/bin/gatewatch --help >/dev/null
