@@ -11,6 +11,7 @@ import time
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig
+from gatewatch.evidence.bot import collect_bots
 from gatewatch.evidence.charts import Chart, ChartSpec, chart_specs
 from gatewatch.evidence.gates import Gate, error_result, judge, judge_window
 from gatewatch.evidence.model import Evidence, Window, firing_intervals, probe_summaries
@@ -77,4 +78,8 @@ def collect(client: PrometheusClient, gates: list[Gate], window: Window, config:
         evidence.probes = probe_summaries(runs, success)
     except PrometheusError as exc:
         evidence.notes.append(f"probe runs could not be read: {exc}")
+    try:
+        evidence.bots = collect_bots(client, seconds, window.end)
+    except PrometheusError as exc:
+        evidence.notes.append(f"the bot's figures could not be read: {exc}")
     return evidence

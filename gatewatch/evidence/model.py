@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gatewatch.evidence.bot import BotSummary
 from gatewatch.evidence.charts import Chart
 from gatewatch.evidence.gates import GateResult, overall_pass
 from gatewatch.evidence.prometheus_api import RangeSeries
@@ -95,6 +96,7 @@ class Evidence:
     charts: list[Chart] = field(default_factory=list)
     alerts: list[AlertFiring] = field(default_factory=list)
     probes: list[ProbeSummary] = field(default_factory=list)
+    bots: list[BotSummary] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     grafana_note: str = "no Grafana URL given: no snapshots (the bundle is complete without them)"
     notes: list[str] = field(default_factory=list)
@@ -114,6 +116,7 @@ class Evidence:
             "failed_gates": [g.id for g in self.gates if not g.passed],
             "alerts_fired": [a.to_json() for a in self.alerts],
             "probes": [p.to_json() for p in self.probes],
+            "bots": [b.to_json() for b in self.bots],
             "grafana_snapshots": [
                 {"dashboard": s.dashboard, "url": s.url, "error": s.error} for s in self.snapshots
             ],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from gatewatch.evidence import bot
 from gatewatch.evidence.charts import legend_html, render_svg
 from gatewatch.evidence.gates import GateResult
 from gatewatch.evidence.model import Evidence, iso
@@ -113,6 +114,8 @@ def render_html(evidence: Evidence) -> str:
     else:
         out.append("<p>No probe ran in the window.</p>")
 
+    out.append(bot.html_section(evidence.bots))
+
     out.append("<h2>Grafana snapshots</h2>")
     if evidence.snapshots:
         out.append("<ul>")
@@ -179,6 +182,7 @@ def render_markdown(evidence: Evidence) -> str:
         lines += [f"| {p.probe} | {p.kind} | {p.successes:.0f} | {p.failures:.0f} |" for p in evidence.probes]
     else:
         lines.append("No probe ran in the window.")
+    lines += bot.markdown_section(evidence.bots)
     lines += ["", "## Grafana snapshots", ""]
     if evidence.snapshots:
         lines += [f"- {s.dashboard}: {s.url or 'not made (' + s.error + ')'}" for s in evidence.snapshots]
