@@ -27,6 +27,9 @@ from support.stack import (
     start_stack,
 )
 
+from gatewatch.config import GatewatchConfig
+from proxy.app import ProxyApp
+
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 GRAFANA_VARIABLES = {
     # What Grafana substitutes, for a range comfortably covered by the test's data.
@@ -153,12 +156,17 @@ def _run(stack: StackRun, target: dict[str, Any]) -> dict[str, Any]:
 
 METRIC_NAME = re.compile(r"\b(gatewatch[_:][A-Za-z0-9_:]*)")
 HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
+PROXY_METRICS = {f.name + ("_total" if f.type == "counter" else "")
+                 for f in ProxyApp(GatewatchConfig()).registry.collect()}
+"""What `gatewatch proxy` exports (the bot panels and gates read it; the test stack runs no proxy)."""
 
 
 def _metric_known(stack: StackRun, name: str, recorded: set[str]) -> bool:
-    """Exported by the exporter (its metadata, even with no sample yet) or recorded by a rule."""
+    """Exported by the exporter (its metadata, even with no sample yet), by the proxy, or recorded by a rule."""
     if ":" in name:
         return name in recorded
+    if name in PROXY_METRICS or HISTOGRAM_SERIES.sub("", name) in PROXY_METRICS:
+        return True
     for candidate in (name, HISTOGRAM_SERIES.sub("", name)):
         url = (f"http://{stack.prometheus}/api/v1/targets/metadata?"
                + urllib.parse.urlencode({"metric": candidate, "match_target": '{job="gatewatch"}'}))
