@@ -19,6 +19,12 @@ from simulator.history import ET
 from simulator.market import Market
 
 OPEN_STATUSES = ("PendingSubmit", "PreSubmitted", "Submitted")
+MIN_TICK = 0.01  # SPY, QQQ, IWM and their options (penny program): a cent at every price
+TICK_TEXT = "The price does not conform to the minimum price variation for this contract."
+
+
+def off_tick(price: float, tick: float = MIN_TICK) -> bool:
+    return abs(round(price / tick) * tick - price) > 1e-7
 STOCK_COMMISSION = 1.00
 OPTION_COMMISSION = 0.65
 STOCK_MARGIN = 0.25
@@ -40,6 +46,9 @@ class Order:
     outsideRth: bool
     whatIf: bool
     parentId: int = 0
+    auxPrice: float = float("nan")  # the stop price of STP orders
+    ocaGroup: str = ""
+    transmit: bool = True  # False: held by the Gateway (shown, not sent to the exchange)
     status: str = "PendingSubmit"
     filled: float = 0.0
     avgFillPrice: float = 0.0
@@ -230,8 +239,41 @@ class Broker:
             "UnrealizedPnL": (f"{unreal:.2f}", usd),
             "RealizedPnL": (f"{realized:.2f}", usd),
             "Currency": ("USD", "USD"),
+            "AccruedCash": ("0.00", usd),
+            "PreviousDayEquityWithLoanValue": (f"{netliq:.2f}", usd),
+            "RegTEquity": (f"{netliq:.2f}", usd),
+            "RegTMargin": (f"{init * 2:.2f}", usd),
+            "SMA": (f"{max(avail, 0.0):.2f}", usd),
+            "FullAvailableFunds": (f"{avail:.2f}", usd),
+            "FullExcessLiquidity": (f"{netliq - maint:.2f}", usd),
+            "LookAheadNextChange": ("0", ""),
+            "LookAheadInitMarginReq": (f"{init:.2f}", usd),
+            "LookAheadMaintMarginReq": (f"{maint:.2f}", usd),
+            "LookAheadAvailableFunds": (f"{avail:.2f}", usd),
+            "LookAheadExcessLiquidity": (f"{netliq - maint:.2f}", usd),
+            "HighestSeverity": ("0", ""),
+            "DayTradesRemainingT+1": ("-1", ""),
+            "DayTradesRemainingT+2": ("-1", ""),
+            "DayTradesRemainingT+3": ("-1", ""),
+            "DayTradesRemainingT+4": ("-1", ""),
         }
         return vals
+
+    def ledger_value(self, tag: str, currency: str) -> str:
+        """One $LEDGER tag in one currency (the account holds USD only; BASE is USD)."""
+        vals = self.account_values()
+        same = {"CashBalance": "CashBalance", "TotalCashBalance": "CashBalance", "StockMarketValue":
+                "StockMarketValue", "OptionMarketValue": "OptionMarketValue", "NetLiquidationByCurrency":
+                "NetLiquidation", "UnrealizedPnL": "UnrealizedPnL", "RealizedPnL": "RealizedPnL"}
+        if tag in same:
+            return vals[same[tag]][0]
+        if tag == "ExchangeRate":
+            return "1.00"
+        if tag == "AccountOrGroup":
+            return self.account
+        if tag == "RealCurrency":
+            return "USD"
+        return "0.00"
 
     def buying_power(self) -> float:
         return float(self.account_values()["BuyingPower"][0])
@@ -288,10 +330,12 @@ class Broker:
         """Checks a real Gateway performs before accepting an order."""
         if o.totalQuantity <= 0:
             return 434, "The order size cannot be zero."
-        if o.orderType not in ("LMT", "MKT"):
+        if o.orderType not in ("LMT", "MKT", "STP"):
             return 387, f"Unsupported order type for this exchange and security type: {o.orderType}"
-        if o.orderType == "LMT" and (not math.isfinite(o.lmtPrice) or o.lmtPrice <= 0):
-            return 110, "The price does not conform to the minimum price variation for this contract."
+        if o.orderType == "LMT" and (not math.isfinite(o.lmtPrice) or o.lmtPrice <= 0 or off_tick(o.lmtPrice)):
+            return 110, TICK_TEXT
+        if o.orderType == "STP" and (not math.isfinite(o.auxPrice) or o.auxPrice <= 0 or off_tick(o.auxPrice)):
+            return 110, TICK_TEXT
         if o.action not in ("BUY", "SELL"):
             return 10, f"Invalid action: {o.action}"
         if self._increases_exposure(o):
@@ -323,30 +367,66 @@ class Broker:
             return
         o.status = "PreSubmitted"
         self.sink.order_update(o)
-        if not self._can_trade_now(o):
+        if not o.transmit:
+            return  # held: a bracket's parent and first child wait for the last leg's transmit
+        for held in self._held_family(o):
+            held.transmit = True
+            self._activate(held)
+        self._activate(o)
+
+    def _held_family(self, o: Order) -> list[Order]:
+        """Held orders that the transmit of ``o`` sends with it: its parent and the parent's
+        other children (IBKR: a bracket is sent with transmit false on all but the last leg)."""
+        if not o.parentId:
+            return []
+        return [
+            x for x in self.orders.values()
+            if x.clientId == o.clientId and x is not o and not x.transmit and x.is_open
+            and (x.orderId == o.parentId or x.parentId == o.parentId)
+        ]
+
+    def _waiting(self, o: Order) -> bool:
+        """Not working yet: held, or attached to a parent that has not filled."""
+        if not o.transmit:
+            return True
+        parent = self.orders.get((o.clientId, o.parentId)) if o.parentId else None
+        return parent is not None and parent.status != "Filled"
+
+    def _activate(self, o: Order) -> None:
+        if o.status != "PreSubmitted" or self._waiting(o) or not self._can_trade_now(o):
             return
         o.status = "Submitted"
         self.sink.order_update(o, open_order=False, status=True)
         self.try_fill(o, on_placement=True)
 
-    def modify(self, o: Order, qty: float, lmt: float, order_type: str) -> None:
+    def modify(self, o: Order, qty: float, lmt: float, order_type: str, transmit: bool = True) -> None:
         o.totalQuantity = qty
         o.lmtPrice = lmt
         o.orderType = order_type
         self.sink.order_update(o)
-        if o.status == "Submitted":
+        if transmit and not o.transmit:
+            o.transmit = True
+            for held in self._held_family(o):
+                held.transmit = True
+                self._activate(held)
+            self._activate(o)
+        elif o.status == "Submitted":
             self.try_fill(o, on_placement=True)
 
     def _can_trade_now(self, o: Order) -> bool:
         return self.market_open() or (o.outsideRth and self.extended_open())
 
     def try_fill(self, o: Order, on_placement: bool = False) -> None:
-        if not o.is_open or o.held:
+        if not o.is_open or o.held or self._waiting(o):
             return
         q = self.market.quote_for(o.contract, self.clock())
         buy = o.action == "BUY"
         px: float | None = None
-        if o.orderType == "MKT":
+        if o.orderType == "STP":  # triggers when the market trades through the stop, fills at market
+            side_px = q.ask if buy else q.bid
+            triggered = side_px > 0 and (side_px >= o.auxPrice if buy else side_px <= o.auxPrice)
+            px = side_px if triggered else None
+        elif o.orderType == "MKT":
             side_px = q.ask if buy else q.bid
             px = side_px if side_px > 0 else None
         elif buy:
@@ -402,6 +482,20 @@ class Broker:
         self.executions.append(e)
         self.sink.fill(o, e)
         self.sink.portfolio_changed([o.contract])
+        if o.status == "Filled":
+            self._after_filled(o)
+
+    def _after_filled(self, o: Order) -> None:
+        """One-cancels-all: the group's other orders are cancelled (a bracket's children are one
+        group without naming it); attached children start working."""
+        for x in list(self.orders.values()):
+            if x is o or x.clientId != o.clientId or not x.is_open:
+                continue
+            if (o.ocaGroup and x.ocaGroup == o.ocaGroup) or (o.parentId and x.parentId == o.parentId):
+                x.status = "Cancelled"
+                self.sink.order_update(x, open_order=False, status=True)
+            elif x.parentId == o.orderId and o.orderId:
+                self._activate(x)
 
     def manual_trade(self, c: Contract, signed_qty: float, price: float, *, report: bool = True) -> None:
         """A trade placed by hand in TWS (``report``): an unbound order (order id 0, client id 0, no
@@ -506,7 +600,7 @@ class Broker:
             if not o.is_open or o.whatIf:
                 continue
             if o.status == "PreSubmitted":
-                if not (market_open or (o.outsideRth and extended)):
+                if self._waiting(o) or not (market_open or (o.outsideRth and extended)):
                     continue
                 o.status = "Submitted"
                 self.sink.order_update(o, open_order=False, status=True)

@@ -39,7 +39,7 @@ HIST_NO_DATA = "Historical Market Data Service error message:HMDS query returned
 KEEP_UP_TO_DATE_WITH_END = (
     "Error validating request.-'bP' : cause - End date not supported with live updates"
 )
-CONTRACT_DETAILS_CAP = 500
+CONTRACT_DETAILS_CAP = 2  # one contract wanted: two found is already ambiguous
 
 
 class HandlerHost(Protocol):
@@ -280,8 +280,9 @@ class Handlers:
     def req_ids(self, s: Session, f: Fields) -> None:
         s.send([9, 1, self.sim.broker.next_valid_id(s.client_id or 0)])
 
-    def _contract_from(self, f: Fields, start: int) -> list[Contract]:
-        """Resolve the 12 contract fields starting at ``start``."""
+    def _contract_from(self, f: Fields, start: int, limit: int = CONTRACT_DETAILS_CAP) -> list[Contract]:
+        """Resolve the 12 contract fields starting at ``start`` (market data and orders need one
+        contract; ``limit`` only bounds the search)."""
         return self.sim.contracts.match(
             conid=f.i(start),
             symbol=f.s(start + 1),
@@ -289,12 +290,14 @@ class Handlers:
             expiry=f.s(start + 3),
             strike=f.fl(start + 4),
             right=f.s(start + 5),
-            limit=CONTRACT_DETAILS_CAP,
+            limit=limit,
         )
 
     def req_contract_details(self, s: Session, f: Fields) -> None:
+        """Every match, however many: a Gateway answers a wildcard option request with the whole
+        chain (thousands of contracts) rather than cutting it short."""
         req_id = f.i(2)
-        found = self._contract_from(f, 3)
+        found = self._contract_from(f, 3, limit=1_000_000)
         if not found:
             s.error(req_id, 200, NO_SECDEF)
             return
@@ -494,11 +497,28 @@ class Handlers:
         return None
 
     def req_completed_orders(self, s: Session, f: Fields) -> None:
+        """Filled, cancelled and rejected orders of the account, every client's (``apiOnly`` leaves
+        out those placed by hand in TWS), then completedOrdersEnd."""
+        api_only = f.b(1)
+        for o in self.sim.broker.all_orders:
+            if o.whatIf or o.is_open or (api_only and o.clientId == 0 and o.orderId == 0):
+                continue
+            s.send(m.completed_order(s.sv, o))
         s.send([102])
 
     def req_executions(self, s: Session, f: Fields) -> None:
+        """reqExecutions ``[7, 3, reqId, clientId, acctCode, time, symbol, secType, exchange, side]``
+        (tws-protocol.md "More messages"): every filter that is set must match; the time filter
+        keeps executions at or after it ("yyyymmdd hh:mm:ss [zone]", exchange time by default, or
+        "yyyymmdd-hh:mm:ss" UTC)."""
         req_id = f.i(2)
-        flt_client, symbol, sec_type, side = f.i(3), f.s(7).upper(), f.s(8).upper(), f.s(10).upper()
+        flt_client, acct, since_text = f.i(3), f.s(4), f.s(5)
+        symbol, sec_type, exchange, side = f.s(6).upper(), f.s(7).upper(), f.s(8).upper(), f.s(9).upper()
+        try:
+            since = parse_end_datetime(since_text)
+        except HistoryRequestError:
+            s.error(req_id, 321, f"Error validating request.-'bC' : cause - Invalid filter time: {since_text}")
+            return
         cid = s.client_id or 0
         sees_all = self.sim.sees_all_orders(cid)
         for e in self.sim.broker.executions:
@@ -506,11 +526,17 @@ class Handlers:
                 continue
             if flt_client and e.clientId != flt_client:
                 continue
+            if acct and e.account != acct:
+                continue
+            if since is not None and e.time < since:
+                continue
             if symbol and e.contract.symbol != symbol:
                 continue
             if sec_type and e.contract.secType != sec_type:
                 continue
-            if side and side.startswith("B") != (e.side == "BOT"):
+            if exchange and exchange != "SMART" and e.exchange != exchange:
+                continue
+            if side and side[:1] != e.side[:1]:  # BUY/BOT, SELL/SLD
                 continue
             s.send(m.exec_details(s.sv, req_id, e))
             s.send(m.commission_report(e))
@@ -529,8 +555,9 @@ class Handlers:
         order_ref, outside_rth = f.s(26), f.b(33)
         whatif = self._parse_whatif(s, f)
         existing = broker.orders.get((cid, order_id))
+        transmit = f.s(27) != "0"
         if existing is not None and existing.is_open and not whatif:
-            broker.modify(existing, qty, lmt, order_type)
+            broker.modify(existing, qty, lmt, order_type, transmit)
             return
         if existing is not None or order_id <= broker.max_order_id.get(cid, 0):
             s.error(order_id, 103, "Duplicate order id")
@@ -554,6 +581,10 @@ class Handlers:
             outsideRth=outside_rth,
             whatIf=whatif,
             received_at=received_at,
+            parentId=f.i(28),
+            auxPrice=f.fl(20, float("nan")),
+            ocaGroup=f.s(22),
+            transmit=transmit,
         )
         if whatif:
             broker.all_orders.append(o)

@@ -31,6 +31,9 @@ class Quote:
     last_size: int
     volume: int
     last_time: float  # epoch seconds of the last trade
+    open: float = 0.0  # the session's first trade, high and low (ticks 14, 6, 7)
+    high: float = 0.0
+    low: float = 0.0
 
 
 def round_tick(price: float, tick: float = 0.01) -> float:
@@ -78,6 +81,11 @@ class Market:
             volume=rng.randint(100_000, 900_000),
             last_time=float(int(now)),
         )
+        day = random.Random(zlib.crc32(f"{self.seed}|{sym}|session".encode()))  # not the walk's RNG
+        q = self.quotes[sym]
+        q.open = round_tick(mid * (1 + day.uniform(-0.004, 0.004)))
+        q.high = round_tick(max(q.open, q.last) * (1 + day.uniform(0, 0.003)))
+        q.low = round_tick(min(q.open, q.last) * (1 - day.uniform(0, 0.003)))
 
     def step(self, sym: str, now: float) -> Quote:
         """Advance one symbol's walk by one tick."""
@@ -97,6 +105,7 @@ class Market:
             q.last_size = rng.randint(1, 5) * 100
             q.volume += q.last_size // 100
             q.last_time = float(int(now))
+            q.high, q.low = max(q.high, q.last), min(q.low, q.last)
         return q
 
     def jump(self, sym: str, pct: float) -> Quote:
@@ -135,6 +144,18 @@ class Market:
             last_time=uq.last_time,
         )
 
+    def greeks(self, c: Contract, now: float) -> tuple[float, ...]:
+        """tickOptionComputation's values for an option: (impliedVol, delta, optPrice, pvDividend,
+        gamma, vega, theta, undPrice)."""
+        uq = self.quotes[c.symbol]
+        spot = (uq.bid + uq.ask) / 2
+        exp = dt.datetime.strptime(c.expiry, "%Y%m%d").replace(hour=21, tzinfo=dt.UTC).timestamp()
+        years = max(exp - now, 60.0) / (365 * 86400)
+        g = option_greeks(spot, c.strike, years, c.right)
+        price = black_scholes(spot, c.strike, years, c.right)
+        return (OPT_VOL, round(g["delta"], 4), round(price, 4), 0.0, round(g["gamma"], 5), round(g["vega"], 4),
+                round(g["theta"], 4), round(spot, 2))
+
     def quote_for(self, c: Contract, now: float) -> Quote:
         if c.secType == "OPT":
             return self.option_quote(c, now)
@@ -145,3 +166,19 @@ class Market:
         if q.bid > 0 and q.ask > 0:
             return round((q.bid + q.ask) / 2, 4)
         return q.last
+
+
+def option_greeks(spot: float, strike: float, years: float, right: str, vol: float = OPT_VOL) -> dict[str, float]:
+    """Black-Scholes delta, gamma, vega (per vol point) and theta (per day) at the model's vol."""
+    years = max(years, 1.0 / (365 * 24))
+    sq = vol * math.sqrt(years)
+    d1 = (math.log(spot / strike) + (RATE + 0.5 * vol * vol) * years) / sq
+    d2 = d1 - sq
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+    disc = math.exp(-RATE * years)
+    delta = _norm_cdf(d1) if right == "C" else _norm_cdf(d1) - 1
+    gamma = pdf / (spot * sq)
+    vega = spot * pdf * math.sqrt(years) / 100
+    carry = RATE * strike * disc * (_norm_cdf(d2) if right == "C" else -_norm_cdf(-d2))
+    theta = (-spot * pdf * vol / (2 * math.sqrt(years)) - carry) / 365
+    return {"delta": delta, "gamma": gamma, "vega": vega, "theta": theta}

@@ -6,6 +6,7 @@ version on, the version check sits next to the field so the difference stays vis
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from simulator.contracts import Contract
@@ -47,9 +48,9 @@ def open_order(sv: int, o: Order, *, margin: dict[str, float] | None = None) -> 
         o.totalQuantity,
         o.orderType,
         lmt,
-        "",
+        o.auxPrice if o.orderType == "STP" else "",
         o.tif,
-        "",
+        o.ocaGroup,
         o.account,
         "O" if c.secType == "OPT" else "",
         0,
@@ -228,3 +229,33 @@ def tick_size(req_id: int, tick_type: int, size: float) -> Msg:
 
 def tick_string(req_id: int, tick_type: int, value: str) -> Msg:
     return [46, 6, req_id, tick_type, value]
+
+
+def completed_order(sv: int, o: Order) -> Msg:
+    """completedOrder (101) at >= 164, no version field; the layout of ib_async's decoder.completedOrder
+    (decoder.py l.1149) with every optional branch off (no delta-neutral, legs, scale, hedge, algo,
+    conditions)."""
+    c = o.contract
+    lmt = o.lmtPrice if o.orderType == "LMT" else ""
+    done_at = o.filled_at or o.received_at
+    completed_time = dt.datetime.fromtimestamp(done_at, dt.UTC).strftime("%Y%m%d-%H:%M:%S")
+    completed_status = {"Filled": "Filled", "Cancelled": "Cancelled by Trader"}.get(o.status, o.status)
+    msg: Msg = [101, *c.c12()[:7], "SMART", "USD", c.localSymbol, c.symbol]
+    msg += [o.action, o.totalQuantity, o.orderType, lmt, o.auxPrice if o.orderType == "STP" else "", o.tif,
+            o.ocaGroup, o.account, "O" if c.secType == "OPT" else "", 0, o.orderRef, o.permId, o.outsideRth,
+            0, 0, "", "", "", ""]
+    if sv < 177:
+        msg.append("")  # faProfile
+    msg += ["", "", "", "", "", 0, "", "", "", "", "", "", "", "", 0, 0, "", 0, 0, "", 0, "", ""]
+    msg += [0, 0, "", "", ""]  # continuousUpdate, referencePriceType, trailStopPrice, trailingPercent, legs descr
+    msg += [0, 0, 0]  # numLegs, numOrderLegs, numSmartComboParams
+    msg += ["", "", ""]  # scale init/subs level size, scale price increment
+    msg += [""]  # hedgeType
+    msg += ["", "", 0, 0]  # clearingAccount, clearingIntent, notHeld, dncPresent
+    msg += [""]  # algoStrategy
+    msg += [0, o.status, 0, 0]  # solicited, status, randomizeSize, randomizePrice
+    msg += [0]  # numConditions
+    msg += ["", "", "", 0, 0, "", o.filled, 0, 0, "", 0, 0, 0, completed_time, completed_status]
+    if sv >= 170:
+        msg += ["", "", "", "", ""]
+    return msg

@@ -18,8 +18,9 @@ from simulator.history import HistoryRequestError, parse_end_datetime
 from simulator.wire import Fields
 
 #: Market rule id -> (low edge, increment) pairs; the ids are what contractDetails' marketRuleIds
-#: carry (26: US stocks and ETFs, a cent everywhere; 32: US options, a cent below $3, 5 cents above).
-MARKET_RULES: dict[int, list[tuple[float, float]]] = {26: [(0.0, 0.01)], 32: [(0.0, 0.01), (3.0, 0.05)]}
+#: carry (26: US stocks and ETFs; 32: options of the penny program, which SPY, QQQ and IWM are in:
+#: a cent at every price). Orders off this grid get error 110 (broker.MIN_TICK).
+MARKET_RULES: dict[int, list[tuple[float, float]]] = {26: [(0.0, 0.01)], 32: [(0.0, 0.01)]}
 NEWS_PROVIDERS = [
     ("BRFG", "Briefing.com General Market Columns"),
     ("BRFUPDN", "Briefing.com Analyst Actions"),

@@ -28,18 +28,62 @@ SUMMARY_TAGS = (
     "NetLiquidation",
     "TotalCashValue",
     "SettledCash",
+    "AccruedCash",
     "BuyingPower",
+    "EquityWithLoanValue",
+    "PreviousDayEquityWithLoanValue",
+    "GrossPositionValue",
+    "RegTEquity",
+    "RegTMargin",
+    "SMA",
+    "InitMarginReq",
+    "MaintMarginReq",
     "AvailableFunds",
     "ExcessLiquidity",
     "Cushion",
-    "DayTradesRemaining",
-    "GrossPositionValue",
-    "EquityWithLoanValue",
-    "InitMarginReq",
-    "MaintMarginReq",
     "FullInitMarginReq",
     "FullMaintMarginReq",
+    "FullAvailableFunds",
+    "FullExcessLiquidity",
+    "LookAheadNextChange",
+    "LookAheadInitMarginReq",
+    "LookAheadMaintMarginReq",
+    "LookAheadAvailableFunds",
+    "LookAheadExcessLiquidity",
+    "HighestSeverity",
+    "DayTradesRemaining",
+    "DayTradesRemainingT+1",
+    "DayTradesRemainingT+2",
+    "DayTradesRemainingT+3",
+    "DayTradesRemainingT+4",
     "Leverage",
+)
+#: Tags of the $LEDGER groups (per currency; $LEDGER is the base currency, $LEDGER:ALL adds every
+#: currency and the BASE summary, $LEDGER:USD one currency), as a real account summary sends them.
+LEDGER_TAGS = (
+    "CashBalance",
+    "TotalCashBalance",
+    "AccruedCash",
+    "StockMarketValue",
+    "OptionMarketValue",
+    "FutureOptionValue",
+    "FuturesPNL",
+    "NetLiquidationByCurrency",
+    "UnrealizedPnL",
+    "RealizedPnL",
+    "ExchangeRate",
+    "FundValue",
+    "NetDividend",
+    "MutualFundValue",
+    "MoneyMarketFundValue",
+    "CorporateBondValue",
+    "TBondValue",
+    "TBillValue",
+    "WarrantValue",
+    "FxCashBalance",
+    "AccountOrGroup",
+    "RealCurrency",
+    "IssuerOptionValue",
 )
 
 
@@ -242,6 +286,12 @@ class Simulator:
             out.append(m.tick_string(rid, ts_t, str(int(q.last_time))))
         if full:
             out.append(m.tick_price(rid, 75 if delayed else 9, round(q.last * 0.997, 2), 0))
+            if c.secType == "STK" and q.open > 0:  # the session's open, high and low (ticks 14, 6, 7)
+                hi, lo, op = (72, 73, 76) if delayed else (6, 7, 14)
+                out += [m.tick_price(rid, hi, q.high, 0), m.tick_price(rid, lo, q.low, 0),
+                        m.tick_price(rid, op, q.open, 0)]
+        if c.secType == "OPT" and not no_quote:
+            out.append([21, rid, 83 if delayed else 13, 1, *self.market.greeks(c, now)])  # model greeks
         return out
 
     # ------------------------------------------------------------ connections
@@ -385,6 +435,16 @@ class Simulator:
         for tag in wanted:
             val, cur = vals[tag]
             s.send([63, 1, req_id, self.cfg.account, tag, val, cur])
+        ledgers = [t.upper() for t in tags if t.upper().startswith("$LEDGER")]
+        currencies: list[str] = []
+        for group in ledgers:
+            which = group.partition(":")[2]
+            for cur in (["BASE", "USD"] if which == "ALL" else ["USD"] if which in ("", "USD") else []):
+                if cur not in currencies:
+                    currencies.append(cur)
+        for cur in currencies:
+            for tag in LEDGER_TAGS:
+                s.send([63, 1, req_id, self.cfg.account, tag, self.broker.ledger_value(tag, cur), cur])
 
     def push_account_multi(self, s: Session, req_id: int) -> None:
         for tag, (val, cur) in self.broker.account_values().items():

@@ -29,7 +29,7 @@ STREAM_TYPES = {"1", "2", "45", "46", "58", "81", "50", "90", "94", "95", "99", 
 #: not be a valid request; every other id gets the generic body below (refusals ignore the body).
 BODIES: dict[int, list[str]] = {
     1: ["11", "9001", *SPY, "0", "", "1", "0", ""],
-    3: ["9003", *SPY, "", "", "BUY", "1", "LMT", "1.005", ""],
+    3: ["9003", *SPY, "", "", "BUY", "1", "LMT", "1.01", ""],
     4: ["1", "9004", ""],
     6: ["2", "1", ACCT],
     7: ["3", "9007", "0", "", "", "", "", "", ""],
