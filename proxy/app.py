@@ -53,6 +53,8 @@ class ProxyHooks(RelayHooks):
     def filter(self, conn: Connection, direction: str, payloads: list[bytes]) -> list[bytes] | None:
         if direction == TO_BOT:
             return self.faults.filter_to_bot(conn, payloads) if self.faults is not None else None
+        if conn.client_id is None:
+            self.observer.early_start_api(conn, payloads)
         return self.guard.filter(conn, payloads)
 
     def observe(self, conn: Connection, direction: str, payloads: list[bytes]) -> None:

@@ -198,7 +198,25 @@ class Observer:
                 if sub is not None:
                     sub.subscriptions -= 1
 
+    def early_start_api(self, conn: Connection, payloads: list[bytes]) -> None:
+        """Learn the client id before the guard judges a batch that carries startApi and an order."""
+        st: ConnState | None = conn.state.get("obs")
+        if st is None or st.registered:
+            return
+        raw_ids = conn.server_version >= PROTOBUF_MIN_SERVER_VERSION
+        for payload in payloads:
+            if raw_ids and payload[:4] == b"\0\0\0\x47":  # 71 as a 4-byte id
+                payload = b"71\0" + payload[4:]
+            if payload.startswith(b"71\0"):
+                try:
+                    self._start_api(conn, st, payload, time.monotonic())
+                except (ValueError, IndexError):
+                    self.totals.undecoded[("to_gateway", "malformed")] += 1
+                return
+
     def _start_api(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
+        if st.registered:
+            return  # already learnt by early_start_api
         fields = payload.split(b"\0", 4)
         client_id = int(fields[2])
         conn.client_id = client_id
