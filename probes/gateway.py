@@ -129,10 +129,10 @@ class GatewaySession:
         with the probes); when nothing at all arrives for ``liveness_timeout`` seconds the connection
         is dropped, so ``gatewatch_gateway_connected`` reads 0 and the reconnect loop takes over.
         """
-        prod_every = max(0.2, self.liveness_timeout / 4)
+        prod_every = max(0.2, self.liveness_timeout / 5)
         last_prod = 0.0
         while True:
-            await asyncio.sleep(prod_every / 2)
+            await asyncio.sleep(prod_every)
             if not self.connected:
                 continue
             now = time.monotonic()

@@ -56,12 +56,14 @@ async def run_periodically(
     """Run ``run_once`` every ``interval`` seconds for ever, time-boxed, recording each outcome.
 
     Any exception other than cancellation counts as a failure of this probe only: a Gateway fault
-    must never end the exporter.
+    must never end the exporter. The time box is a deadline on the probe's own task (no extra task
+    per run, which ``wait_for`` would create).
     """
     while True:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(run_once(), timeout)
+            async with asyncio.timeout(timeout):
+                await run_once()
         except asyncio.CancelledError:
             raise
         except ProbeFailure as exc:

@@ -31,7 +31,6 @@ FARM_CODES: dict[int, tuple[str, bool]] = {
 COMPETING_SESSION = 10197
 CONNECTIVITY_LOST = (1100, 2110)
 CONNECTIVITY_RESTORED = (1101, 1102)
-INTERVAL = 1.0
 COMPETING_CLEARS_AFTER = 1.0
 """Seconds after a 10197 from which a fresh quote proves the data is ours again."""
 
@@ -68,6 +67,8 @@ class ConnectionProbe:
     def __init__(self, ctx: PassiveContext) -> None:
         self.session = session = ctx.session
         self.timeout = ctx.config.gateway.request_timeout
+        # A state check at the heartbeat's cadence: what it judges is event-driven or made at scrape time.
+        self.interval = ctx.config.probes.heartbeat_interval
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.connects = 0
         self.disconnects = 0
@@ -84,7 +85,7 @@ class ConnectionProbe:
         session.ib.pendingTickersEvent += self._on_tickers
 
     def schedule(self) -> Schedule:
-        return Schedule(INTERVAL, self.timeout)
+        return Schedule(self.interval, self.timeout)
 
     def _on_attempt(self) -> None:
         self.attempts += 1

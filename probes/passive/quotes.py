@@ -42,7 +42,6 @@ from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
 
 RESUBSCRIBE_CODES = frozenset({1101})
-INTERVAL = 1.0
 
 
 def valid_price(value: float | None) -> bool:
@@ -87,6 +86,8 @@ class QuotesProbe:
         self.session = session = ctx.session
         self.config = config = ctx.config.probes
         self.timeout = ctx.config.gateway.request_timeout
+        # A state check at the heartbeat's cadence: what it judges is event-driven or made at scrape time.
+        self.interval = ctx.config.probes.heartbeat_interval
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.states = {symbol: QuoteState(symbol) for symbol in config.symbols}
         self.market_hours = MarketHours()
@@ -100,7 +101,7 @@ class QuotesProbe:
         session.ib.pendingTickersEvent += self._on_tickers
 
     def schedule(self) -> Schedule:
-        return Schedule(INTERVAL, self.timeout)
+        return Schedule(self.interval, self.timeout)
 
     async def subscribe(self) -> None:
         """Qualify (once per connection) and stream every symbol; renews existing subscriptions."""
