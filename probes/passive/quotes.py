@@ -14,14 +14,13 @@ started.
 
 Market hours: ``gatewatch_market_open`` comes from the first symbol's own ``liquidHours`` (contract
 details, IBKR's authority, holidays and early closes included) and falls back to the NYSE calendar
-for days the contract does not cover. While it reads 0, a quote that stops changing or a bid/ask of
--1 is what a healthy closed market looks like, so the probe judges only the subscriptions then (the
-age and sanity metrics are still reported; the alerts combine them with the same gauge). Otherwise
-the probe would fail all night and PassiveProbeFailing would mean nothing.
+for days the contract does not cover. The alerts combine it with the age and sanity series: a quote
+that stops changing, or a bid/ask of -1, is what a healthy closed market looks like.
 
-Failure reasons name what is wrong, never a figure that changes every run (the age is in
-``gatewatch_quote_age_seconds``): the recorder logs one line when the set of failing symbols and
-reasons changes, not one per second while a quote stays stale.
+Measurement apart from judgment: the probe succeeds when it can measure (connected, every stream
+held); a stale or one-sided quote is judged by the rules only (QuoteStale, QuoteIncomplete), so
+PassiveProbeFailing does not fire beside them for the same cause. Failure reasons name what is
+wrong, never a figure that changes every run: the recorder logs one line per change.
 """
 
 from __future__ import annotations
@@ -176,37 +175,25 @@ class QuotesProbe:
         state.bid, state.ask, state.last = ticker.bid, ticker.ask, ticker.last
 
     async def run_once(self) -> None:
+        """Success means every stream is held, so age, prices and sanity can be measured.
+
+        Whether a quote is fresh or sane is judged by the rules (QuoteStale, QuoteIncomplete) from
+        the age and sanity series, with the market-hours gauge: a stale quote is not a failed probe,
+        so PassiveProbeFailing never fires beside QuoteStale for the same cause.
+        """
         async with self._subscribe_lock:  # judge the streams, not a subscription still in progress
             pass
-        now = time.time()
-        self.market_open = market_open = self.market_hours.is_open(datetime.now(UTC))
+        self.market_open = self.market_hours.is_open(datetime.now(UTC))
         if not self.session.connected:
             raise ProbeFailure("not connected")
-        problems = judge(self.states.values(), now, self.config.quote_stale_after, market_open=market_open)
+        problems = judge(self.states.values())
         if problems:
             raise ProbeFailure("; ".join(problems))
 
 
-def judge(states: Iterable[QuoteState], now: float, stale_after: float, *, market_open: bool) -> list[str]:
-    """What is wrong with the streams, one stable phrase per symbol (no changing figures).
-
-    With the market closed only a missing subscription is a problem: quotes are expected to stand
-    still and bid/ask to be -1 then. A stream that has not sent its first quote yet is only judged
-    once that is late (stale), so the run right after subscribing does not fail on an empty book.
-    """
-    problems = []
-    for state in states:
-        if not state.subscribed:
-            problems.append(f"{state.symbol} not subscribed")
-        elif not market_open:
-            continue
-        elif state.age(now) > stale_after:
-            problems.append(f"{state.symbol} stale (no quote for over {stale_after:g} s)")
-        elif state.last_update() is None:
-            continue  # subscribed moments ago, first quote still on its way: judged stale once it is late
-        elif not state.sane():
-            problems.append(f"{state.symbol} bid/ask missing or crossed")
-    return problems
+def judge(states: Iterable[QuoteState]) -> list[str]:
+    """What keeps the probe from measuring, one stable phrase per symbol (no changing figures)."""
+    return [f"{state.symbol} not subscribed" for state in states if not state.subscribed]
 
 
 def _unset(value: float | None) -> bool:
