@@ -63,7 +63,23 @@ def alert_table() -> str:
     return "\n".join(rows)
 
 
-GENERATED = {"metrics": metrics_table, "recording-rules": recording_table, "alerts": alert_table}
+def proxy_metrics_table() -> str:
+    """`gatewatch proxy`'s families, from the collector itself (client labels left out: every bot series has them)."""
+    from gatewatch.config import GatewatchConfig
+    from proxy.app import ProxyApp
+    from proxy.collector import CLIENT
+
+    rows = ["| Metric | Type | Labels | Meaning |", "|---|---|---|---|"]
+    for family in ProxyApp(GatewatchConfig()).registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = [n for n in getattr(family, "_labelnames", ()) if n not in CLIENT]
+        shown = f"`{name}`" + (" (`_bucket`, `_sum`, `_count`)" if family.type == "histogram" else "")
+        rows.append(f"| {shown} | {family.type} | {', '.join(labels) or '-'} | {family.documentation} |")
+    return "\n".join(rows)
+
+
+GENERATED = {"metrics": metrics_table, "proxy-metrics": proxy_metrics_table, "recording-rules": recording_table,
+             "alerts": alert_table}
 
 
 def section(text: str, name: str) -> str:
