@@ -64,7 +64,9 @@ def test_is_managed() -> None:
 def test_client_ids_are_distinct_and_derived_from_config() -> None:
     gateway = GatewayConfig(client_id=7, probe_client_id=8)
     ids = {client: client_id(gateway, client) for client in Client}
-    assert ids == {Client.EXPORTER: 7, Client.PROBES: 8, Client.PREFLIGHT: 17}
+    assert ids == {Client.EXPORTER: 7, Client.PROBES: 8, Client.PREFLIGHT: 17, Client.LIVE_SUITE: 27,
+                   Client.LIVE_SUITE_PROBES: 28}
+    assert len(set(ids.values())) == len(ids)
 
 
 def test_host_ntp_status_answers_with_its_source() -> None:

@@ -9,7 +9,10 @@ derived from the configuration in one place:
   id, so it sees every client's orders and executions);
 - the active probes, ``gatewatch probe run`` and ``gatewatch flatten``: ``gateway.probe_client_id``
   (flatten must be the client that placed the probe orders to cancel them);
-- preflight: ``gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET``, so it can run beside a live exporter.
+- preflight: ``gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET``, so it can run beside a live exporter;
+- the live validation suite: its read-only connection ``gateway.client_id + LIVE_SUITE_CLIENT_ID_OFFSET``
+  and its order connection ``gateway.probe_client_id + LIVE_SUITE_CLIENT_ID_OFFSET``, so it can run
+  beside a live exporter, its scheduled probes and a preflight.
 
 Connecting: every request is time-boxed (``gateway.request_timeout``; ib_async has none by default),
 the handshake and initial synchronisation by ``gateway.connect_timeout``, and the whole attempt by an
@@ -26,6 +29,7 @@ from ib_async import IB
 from gatewatch.config import GatewayConfig
 
 PREFLIGHT_CLIENT_ID_OFFSET = 10
+LIVE_SUITE_CLIENT_ID_OFFSET = 20
 CONNECT_BOUND_FACTOR = 3
 """The outer bound is this many connect timeouts: the handshake plus ib_async's sync requests."""
 
@@ -36,6 +40,8 @@ class Client(StrEnum):
     EXPORTER = "exporter"
     PROBES = "probes"
     PREFLIGHT = "preflight"
+    LIVE_SUITE = "live-suite"
+    LIVE_SUITE_PROBES = "live-suite-probes"
 
 
 def client_id(gateway: GatewayConfig, client: Client) -> int:
@@ -44,6 +50,10 @@ def client_id(gateway: GatewayConfig, client: Client) -> int:
         return gateway.client_id
     if client is Client.PROBES:
         return gateway.probe_client_id
+    if client is Client.LIVE_SUITE:
+        return gateway.client_id + LIVE_SUITE_CLIENT_ID_OFFSET
+    if client is Client.LIVE_SUITE_PROBES:
+        return gateway.probe_client_id + LIVE_SUITE_CLIENT_ID_OFFSET
     return gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET
 
 

@@ -7,8 +7,8 @@ Against the fixture-started simulator the same file is loaded and then overridde
 address, short timeouts and durations, a throw-away journal) so the suite stays quick and hermetic.
 
 Beside a live session: the suite never shares anything with the exporter's scheduled probes. Its
-order connection uses ``gateway.probe_client_id + LIVE_CLIENT_ID_OFFSET``, its passive connection
-``gateway.client_id + PASSIVE_CLIENT_ID_OFFSET`` (no 326 either way), its orders carry their own
+order connection and its passive connection have their own client ids (``Client.LIVE_SUITE_PROBES``
+and ``Client.LIVE_SUITE`` in gatewatch.ib.connect: no 326 either way), its orders carry their own
 tag (``<order_ref_prefix>-live``, so neither side's clean-up ever cancels or closes the other's)
 and it keeps its own journal next to the probes' one. So it can run during a session.
 
@@ -35,6 +35,7 @@ import pytest_asyncio
 from exporter.collectors import PassiveFamilies
 from exporter.metrics import Metrics
 from gatewatch.config import ConfigError, GatewatchConfig, load_config, split_host_port
+from gatewatch.ib.connect import Client, client_id
 from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused
 from probes.active.runner import ActiveSession
@@ -46,11 +47,6 @@ from simulator import running_simulator
 from simulator.testing import SimHandle
 
 DEFAULT_GATEWAY_CONFIG = Path(__file__).resolve().parents[2] / "config" / "gatewatch.yaml"
-PASSIVE_CLIENT_ID_OFFSET = 20
-"""The suite's read-only passive connection uses the exporter's client id + 20 (the preflight
-takes + 10), so it can run beside a running exporter without a duplicate-id refusal (326)."""
-LIVE_CLIENT_ID_OFFSET = 20
-"""The suite's order connection: the probes' client id + 20, never the exporter's schedule's own."""
 LIVE_TAG_SUFFIX = "-live"
 LIVE_JOURNAL_NAME = "live-validation-journal.sqlite"
 REFUSED = 2
@@ -99,7 +95,7 @@ def with_gateway_address(config: GatewatchConfig, address: str) -> GatewatchConf
 
 def as_live_suite(config: GatewatchConfig, journal: Path | None = None) -> GatewatchConfig:
     """The suite's own client id, order tag and journal, so it runs beside the exporter's probes."""
-    config.gateway.probe_client_id += LIVE_CLIENT_ID_OFFSET
+    config.gateway.probe_client_id = client_id(config.gateway, Client.LIVE_SUITE_PROBES)
     config.active.order_ref_prefix = config.active.order_ref_prefix[:10] + LIVE_TAG_SUFFIX
     config.active.journal_path = str(journal or Path(config.active.journal_path).with_name(LIVE_JOURNAL_NAME))
     return config
@@ -205,7 +201,7 @@ class Passive:
 async def passive(target: Target) -> AsyncIterator[Passive]:
     """A running GatewaySession (reconnect loop included) with the QuotesProbe subscribed to it."""
     gateway = target.config.gateway.model_copy(
-        update={"client_id": target.config.gateway.client_id + PASSIVE_CLIENT_ID_OFFSET})
+        update={"client_id": client_id(target.config.gateway, Client.LIVE_SUITE)})
     session = GatewaySession(gateway)
     metrics = Metrics()
     requester = CurrentTimeRequester(session, gateway.request_timeout)
