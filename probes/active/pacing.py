@@ -5,14 +5,23 @@ three of them; reacting after the fact is too late on a real Gateway. :class:`Re
 requests below the limit. Why back off as well: a pacing error can still arrive (another client,
 historical pacing 162); :class:`PacingGovernor` then pauses every paced request for 2 s, 4 s, 8 s
 (cumulative, so three errors in a row wait 14 s) and counts ``gatewatch_pacing_backoffs_total``.
+
+Why one budget per Gateway: gatewatch has several clients on one Gateway in one process (the
+exporter's connection, the active probes', the live suite's). Each pacing itself alone is not
+enough: the rate probe's paced burst and the historical probe's request, each within its own
+limit, add up at the Gateway. :func:`gateway_budget` gives every client of one Gateway (host, port)
+the same :class:`RequestPacer` and :class:`HistoricalPacer`, so gatewatch's own load never causes
+a pacing error it would then report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ib_async import IB, Contract
@@ -48,6 +57,76 @@ class RequestPacer:
                 await asyncio.sleep(1.0 - (now - self._starts[0]) + 0.001)
 
 
+HISTORICAL_IDENTICAL_GAP = 15.5
+"""Seconds between identical historical requests (IBKR: none within 15 s), with a margin."""
+HISTORICAL_SAME_CONTRACT = (4, 2.5)
+"""At most 4 requests for one contract in 2.5 s (IBKR: six or more within 2 s is a violation)."""
+HISTORICAL_WINDOW = (50, 600.0)
+"""At most 50 requests in 10 minutes (IBKR: no more than 60)."""
+
+
+class HistoricalPacer:
+    """IBKR's three historical-data pacing rules, kept with a margin across all of gatewatch's clients."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.log: deque[tuple[float, str, int]] = deque()
+        self._lock = asyncio.Lock()
+
+    def delay(self, key: str, con_id: int, now: float) -> float:
+        """Seconds to wait before a request (``key``: its parameters) for ``con_id`` may go; 0 now."""
+        window_n, window = HISTORICAL_WINDOW
+        same_n, same_span = HISTORICAL_SAME_CONTRACT
+        while self.log and self.log[0][0] <= now - window:
+            self.log.popleft()
+        waits = [0.0]
+        identical = [t for t, k, _ in self.log if k == key]
+        if identical:
+            waits.append(identical[-1] + HISTORICAL_IDENTICAL_GAP - now)
+        same = [t for t, _, c in self.log if c == con_id and t > now - same_span]
+        if len(same) >= same_n:
+            waits.append(same[-same_n] + same_span - now)
+        if len(self.log) >= window_n:
+            waits.append(self.log[-window_n][0] + window - now)
+        return max(waits)
+
+    async def acquire(self, key: str, con_id: int) -> float:
+        """Wait until the request may go and count it; returns the seconds waited."""
+        waited = 0.0
+        async with self._lock:
+            while (wait := self.delay(key, con_id, self.clock())) > 0:
+                waited += wait
+                await asyncio.sleep(wait)
+            self.log.append((self.clock(), key, con_id))
+        if waited:
+            logger.info("historical request held {:.1f} s to keep within IBKR's pacing rules", waited)
+        return waited
+
+
+@dataclass
+class GatewayBudget:
+    """The request budget every gatewatch client of one Gateway shares."""
+
+    pacer: RequestPacer = field(default_factory=RequestPacer)
+    historical: HistoricalPacer = field(default_factory=HistoricalPacer)
+
+
+_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], GatewayBudget]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def gateway_budget(host: str, port: int) -> GatewayBudget:
+    """The one budget for the Gateway at host:port in this process (per event loop: its locks)."""
+    budgets = _BUDGETS.setdefault(asyncio.get_running_loop(), {})
+    return budgets.setdefault((host.lower(), port), GatewayBudget())
+
+
+def historical_key(*parts: object) -> str:
+    """What makes two historical requests identical for IBKR's 15-second rule."""
+    return "|".join(str(p) for p in parts)
+
+
 class PacingGovernor:
     """Listens for pacing errors, pauses paced requests, retries requests hit by them."""
 
@@ -58,11 +137,13 @@ class PacingGovernor:
         backoff_base: float = 2.0,
         metrics: ProbeState | None = None,
         pacer: RequestPacer | None = None,
+        historical: HistoricalPacer | None = None,
     ) -> None:
         self.ib = ib
         self.backoff_base = backoff_base
         self.metrics = metrics
         self.pacer = pacer or RequestPacer()
+        self.historical = historical or HistoricalPacer()
         self.errors_seen: dict[int, int] = {code: 0 for code in PACING_CODES}
         self.backoffs = 0
         self._step = 0

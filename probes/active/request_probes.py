@@ -14,6 +14,7 @@ from ib_async import Stock
 
 from probes.active.context import ProbeContext
 from probes.active.orders import ProbeFailure
+from probes.active.pacing import historical_key
 
 BURST_SIZE = 20
 INVALID_SYMBOL = "ZZZQXV"
@@ -70,6 +71,8 @@ async def probe_rate(ctx: ProbeContext) -> str:
         )[0]
         return _has_quote(ticker)
 
+    await gov.historical.acquire(historical_key(ctx.instrument.conId, "1800 S", "1 min", "MIDPOINT"),
+                                 ctx.instrument.conId)
     bars = await gov.request(
         lambda: ib.reqHistoricalDataAsync(ctx.instrument, "", "1800 S", "1 min", "MIDPOINT", False, 1),
         timeout=timeout,

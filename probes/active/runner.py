@@ -33,7 +33,7 @@ from probes.active.guard import OrderRefused, PaperGuard
 from probes.active.instrument import resolve_instrument
 from probes.active.journal import Journal, JournalError
 from probes.active.orders import ProbeFailure, ProbeOrders
-from probes.active.pacing import PacingGovernor
+from probes.active.pacing import GatewayBudget, PacingGovernor, gateway_budget
 from probes.state import ProbeState
 
 ProbeFn = Callable[[ProbeContext], Awaitable[str]]
@@ -139,6 +139,14 @@ async def connect_probe_client(ib: IB, config: GatewatchConfig) -> None:
         ib.errorEvent -= on_error
 
 
+def shared_budget(config: GatewatchConfig) -> GatewayBudget:
+    """The Gateway's request budget shared with gatewatch's other clients in this process."""
+    try:
+        return gateway_budget(config.gateway.host, config.gateway.port)
+    except RuntimeError:  # built outside an event loop: nothing else can share it anyway
+        return GatewayBudget()
+
+
 class ActiveSession:
     """A connected probe session: guard, journal, helpers. Use as an async context manager."""
 
@@ -156,7 +164,9 @@ class ActiveSession:
         self.ib = IB()
         self.journal = Journal(config.active.journal_path)
         self.guard = PaperGuard(self.ib, config, self.journal, run_id=self.run_id, metrics=metrics)
-        self.governor = PacingGovernor(self.ib, backoff_base=backoff_base, metrics=metrics)
+        budget = shared_budget(config)
+        self.governor = PacingGovernor(self.ib, backoff_base=backoff_base, metrics=metrics, pacer=budget.pacer,
+                                       historical=budget.historical)
         self.orders = ProbeOrders(self.ib, self.guard, self.journal, config.active, self.governor, metrics)
 
     async def __aenter__(self) -> ActiveSession:

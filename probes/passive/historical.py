@@ -14,6 +14,7 @@ import time
 from ib_async import Contract, RequestError, Stock
 from loguru import logger
 
+from probes.active.pacing import gateway_budget, historical_key
 from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
 from probes.state import LATENCY_BUCKETS, Distribution
@@ -63,6 +64,11 @@ class HistoricalProbe:
             raise ProbeFailure("skipped: backing off after a pacing violation (162)")
         cfg = self.config
         contract = await self._qualified()
+        # one historical budget with gatewatch's other clients of this Gateway (the rate probe's)
+        gateway = self.session.config
+        await gateway_budget(gateway.host, gateway.port).historical.acquire(
+            historical_key(contract.conId, cfg.duration, cfg.bar_size, cfg.what_to_show, cfg.use_rth),
+            contract.conId)
         started = time.monotonic()
         try:
             bars = await self.session.ib.reqHistoricalDataAsync(
