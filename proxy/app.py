@@ -63,6 +63,9 @@ class ProxyHooks(RelayHooks):
     def opaque(self, conn: Connection, direction: str, reason: str, nbytes: int) -> None:
         self.observer.totals.undecoded[(direction, reason)] += 1
 
+    def holding(self, conn: Connection) -> bool:
+        return self.faults is not None and self.faults.holding()
+
     async def gate(self, conn: Connection) -> None:
         if self.faults is not None:
             await self.faults.gate(conn)

@@ -28,7 +28,7 @@ from gatewatch import safe_yaml
 from gatewatch.durations import parse_duration
 from proxy.inject import error_frame
 from proxy.observer import TICKS, ConnState, Observer
-from proxy.relay import TO_BOT, Connection, Relay
+from proxy.relay import Connection, Relay
 from simulator.faults import FaultSet
 
 #: Longest a timed fault may last, and the largest added latency: a typo must not stall a bot for days.
@@ -213,9 +213,14 @@ class ProxyFaults:
             keep.append(p)
         return keep
 
-    async def gate(self, conn: Connection, direction: str = TO_BOT) -> None:
+    def holding(self) -> bool:
+        """True while a stall or latency fault holds the bot's stream (called for every chunk)."""
         if not self.set.active:
-            return
+            return False
+        return self.set.get("stall") is not None or self.set.get("latency") is not None
+
+    async def gate(self, conn: Connection) -> None:
+        """Wait out a stall; delay by the latency fault's ``ms``."""
         while self.set.get("stall") is not None and not conn.bot_writer.is_closing():
             await asyncio.sleep(0.05)
         latency = self.set.get("latency")
