@@ -8,6 +8,8 @@ slow-marked test (``GATEWATCH_SLOW=1 pytest tests/active/test_stops.py -m slow -
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -17,7 +19,7 @@ import yaml
 from support import killpoints
 
 from gatewatch.config import load_config
-from probes.active.runner import unwind_bound
+from probes.active.runner import run_probes, unwind_bound
 from simulator import running_simulator
 
 KILL, TERM = signal.SIGKILL, signal.SIGTERM
@@ -69,3 +71,39 @@ def test_compose_stop_grace_period_covers_the_unwind_bound():
     assert seconds is not None, f"stop_grace_period {grace!r}: write it in seconds"
     shipped = load_config(root / "config" / "gatewatch.yaml")
     assert seconds >= unwind_bound(shipped) + 5, "docker compose stop would SIGKILL an unwinding exporter"
+
+
+async def test_a_second_signal_stops_at_once_while_the_unwind_waits(tmp_path):
+    """With the Gateway stalled the unwind waits (bounded); a second SIGTERM ends the process at once."""
+    with running_simulator(account="DU1234567", seed=2, symbols=["SPY"], tick_hz=4.0, market="open",
+                           starting_cash=1_000_000.0) as sim:
+        config = killpoints.kill_config(sim, tmp_path)
+        path = killpoints.write_config(config, tmp_path)
+        proc = await asyncio.create_subprocess_exec(
+            *killpoints.command("probe run", path), cwd=killpoints.ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(killpoints.ROOT)})
+        assert proc.stderr is not None
+        try:
+            while b"probe order" not in await asyncio.wait_for(proc.stderr.readline(), 30):
+                pass
+            drain = asyncio.ensure_future(proc.stderr.read())
+            sim.inject({"fault": "stall", "for": "30s"})
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 1.5)
+            assert proc.returncode is None, "the first signal did not wait for the unwind"
+            proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            await asyncio.wait_for(proc.wait(), 5)
+            assert time.monotonic() - started < 2, "the second signal did not stop it at once"
+            assert proc.returncode != 0
+            log = (await drain).decode(errors="replace")
+            assert "Traceback" not in log, log[-2000:]
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        sim.clear_faults()
+        report = await run_probes(config, only=["error_recovery"], backoff_base=0.05)
+        assert report.ok, report.results
+        assert killpoints.leftovers_simple(sim, config) == []

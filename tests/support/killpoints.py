@@ -101,6 +101,18 @@ def leftovers(sim: SimHandle, config: GatewatchConfig) -> list[str]:
     return found
 
 
+def leftovers_simple(sim: SimHandle, config: GatewatchConfig) -> list[str]:
+    """:func:`leftovers` without the bot's book: no probe order working, nothing held, journal flat."""
+    prefix = config.active.order_ref_prefix + ":"
+    found = [f"probe order working: {o['orderRef']} ({o['status']})" for o in sim.state()["orders"]
+             if str(o.get("orderRef") or "").startswith(prefix) and o["status"] in WORKING and not o["whatIf"]]
+    found += [f"position left: {symbol} {qty:+g}" for symbol, qty in _held(sim).items()]
+    with JournalReader(config.active.journal_path) as journal:
+        if journal.net_positions():
+            found.append(f"journal still lists probe positions {journal.net_positions()}")
+    return found
+
+
 def write_config(config: GatewatchConfig, folder: Path) -> Path:
     path = folder / "gatewatch.yaml"
     path.write_text(config.model_dump_json())  # JSON is YAML
