@@ -57,7 +57,7 @@ class ExporterApp:
             from probes.active.schedule import exporter_task
 
             # The schedule judges market hours as the quotes probe does: the contract's own hours.
-            schedule = exporter_task(self.quotes.market_hours.is_open)
+            schedule = exporter_task(self.quotes.market_hours)
             self.extra_tasks.append(schedule)
             self.unwind_hooks.append(schedule.unwind)  # a stop lets it cancel and close first
         self.server: MetricsServer | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -61,11 +62,14 @@ async def run_schedule(
     *,
     backoff_base: float = 2.0,
     is_open: IsOpen | None = None,
+    hours_known: Callable[[], bool] | None = None,
 ) -> None:
     """Run the active probe set every ``active.interval`` until ``stop`` is set.
 
     ``is_open`` judges market hours (the exporter passes the instrument's own liquid hours, with
-    the NYSE calendar as fallback). Setting ``stop`` ends the schedule after the probe in flight:
+    the NYSE calendar as fallback). ``hours_known`` says whether the Gateway's hours have arrived:
+    the first judgement waits for them (at most ``MARKET_RECHECK_SECONDS``), so a Gateway open at
+    night is not first reported closed by the calendar. Setting ``stop`` ends the schedule after the probe in flight:
     the run still cleans up what it holds, so stopping never leaves a probe order behind.
     """
     logger.info(
@@ -77,6 +81,11 @@ async def run_schedule(
     was_open: bool | None = None
     is_open = is_open or MarketHours().is_open  # the one market-hours rule (calendar until hours are known)
     wait = config.active.interval
+    if hours_known is not None and config.active.market_hours_only:
+        deadline = time.monotonic() + MARKET_RECHECK_SECONDS
+        while not hours_known() and time.monotonic() < deadline and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)
         open_now = not config.active.market_hours_only or is_open(now)
@@ -113,8 +122,9 @@ class ActiveSchedule:
     probes' position closed (bounded by :func:`unwind_bound`); only then are the tasks cancelled.
     """
 
-    def __init__(self, is_open: IsOpen | None = None) -> None:
+    def __init__(self, is_open: IsOpen | None = None, hours_known: Callable[[], bool] | None = None) -> None:
         self.is_open = is_open
+        self.hours_known = hours_known
         self.stop = asyncio.Event()
         self._finished = asyncio.Event()
         self._bound = 0.0
@@ -127,7 +137,7 @@ class ActiveSchedule:
     async def _run(self, config: GatewatchConfig, metrics: ProbeState) -> None:
         self._running = True
         try:
-            await run_schedule(config, metrics, self.stop, is_open=self.is_open)
+            await run_schedule(config, metrics, self.stop, is_open=self.is_open, hours_known=self.hours_known)
         finally:
             self._running = False
             self._finished.set()
@@ -144,10 +154,13 @@ class ActiveSchedule:
                          self._bound + 5)
 
 
-def exporter_task(is_open: IsOpen | None = None) -> ActiveSchedule:
+def exporter_task(hours: MarketHours | None = None) -> ActiveSchedule:
     """The schedule for ``ExporterApp.extra_tasks`` (its ``unwind`` for the exporter's stop).
 
-    ``is_open`` judges market hours; the exporter passes its quotes probe's judgement (the
-    contract's liquid hours, the NYSE calendar as fallback) so both agree on when the market is open.
+    ``hours`` judges market hours; the exporter passes its quotes probe's (the contract's liquid
+    hours, the NYSE calendar as fallback) so both agree on when the market is open, and the first
+    judgement waits for the Gateway's hours.
     """
-    return ActiveSchedule(is_open)
+    if hours is None:
+        return ActiveSchedule()
+    return ActiveSchedule(hours.is_open, lambda: hours.known)

@@ -129,3 +129,32 @@ def test_calendar_fallback_dates_are_real_trading_days() -> None:
     from gatewatch.market_calendar import NYSE
 
     assert NYSE.session(date(2026, 12, 8)) is not None and NYSE.session(date(2026, 12, 25)) is None
+
+
+def test_schedule_judges_once_the_gateways_hours_are_known() -> None:
+    """The exporter's schedule starts as the Gateway connects: its first judgement waits for the
+    contract hours, so a Gateway open at night is never first reported closed by the calendar."""
+    from gatewatch.trading_hours import MarketHours
+
+    config = GatewatchConfig.model_validate({"active": {"interval": 600, "market_hours_only": True}})
+    hours = MarketHours()
+    night = tonight()
+    judged: list[bool] = []
+
+    async def main() -> None:
+        active = schedule.exporter_task(hours)
+        active.is_open = lambda _now: judged.append(hours.is_open(night)) or False  # judge "tonight"
+        task = asyncio.create_task(active(config, ProbeState()))
+        await asyncio.sleep(0.5)
+        assert judged == []  # still waiting for the Gateway's hours
+        day = night.astimezone(EASTERN).strftime("%Y%m%d")
+        hours.update(f"{day}:0000-{day}:2359", "US/Eastern")  # what a round-the-clock Gateway publishes
+        deadline = time.monotonic() + 3
+        while not judged:
+            assert time.monotonic() < deadline, "the schedule never judged after the hours arrived"
+            await asyncio.sleep(0.05)
+        await active.unwind()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert judged[0] is True
