@@ -128,9 +128,11 @@ MARKET_OPEN_RULES: dict[str, Any] = {
         }],
     }],
 }
-"""The simulator trades around the clock; the exporter's own gauge follows the real NYSE calendar.
-This series tells the rules and gates (which all test ``max(gatewatch_market_open) == 1``) that the
-rehearsed session is in market hours, without touching the exporter or the rules."""
+"""The simulator trades around the clock and says so in its contract hours, which the exporter's
+gauge follows once connected; before that the NYSE calendar decides (the one market-hours rule),
+which at night reads closed. This series tells the rules and gates (which all test
+``max(gatewatch_market_open) == 1``) that the rehearsed session is in market hours from its first
+scrape, without touching the exporter or the rules."""
 
 
 def write_prometheus_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path,
