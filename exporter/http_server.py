@@ -94,7 +94,7 @@ class MetricsServer:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._serve, sock=self._socket, limit=MAX_HEAD)
+        server = await asyncio.start_server(self._serve, sock=self._socket, limit=MAX_HEAD, backlog=BACKLOG)
         self._started.set()
         try:
             await self._stopping.wait()
