@@ -24,8 +24,8 @@ from simulator.history import (
     format_range_date,
     generate_bars,
     parse_bar_size,
-    parse_duration,
     parse_end_datetime,
+    parse_history_duration,
 )
 from simulator.market import Market
 from simulator.requests import REFUSED, SILENT
@@ -385,7 +385,7 @@ class Handlers:
             return
         try:
             step = parse_bar_size(bar_size)
-            parse_duration(duration)
+            parse_history_duration(duration)
             end = parse_end_datetime(end_text)
         except HistoryRequestError as exc:
             s.error(req_id, 321, str(exc))
@@ -419,7 +419,7 @@ class Handlers:
             s.error(req_id, 162, HIST_NO_DATA)
             return
         end_ts = min(end or now, now)
-        amount, unit = parse_duration(duration)
+        amount, unit = parse_history_duration(duration)
         span = amount * {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}[unit]
         msg: list[object] = [17, req_id, format_range_date(end_ts - span), format_range_date(end_ts), len(bars)]
         for b in bars:

@@ -44,7 +44,9 @@ def parse_bar_size(text: str) -> int:
     return step
 
 
-def parse_duration(text: str) -> tuple[int, str]:
+def parse_history_duration(text: str) -> tuple[int, str]:
+    """IB's historical-data duration (``"1 D"``, ``"2 W"``: amount and unit S/D/W/M/Y), not the
+    ``"90s"``-style durations of gatewatch's files (gatewatch.durations)."""
     m = re.fullmatch(r"\s*(\d+)\s+([SDWMY])\s*", text.upper())
     if not m:
         raise HistoryRequestError(
@@ -99,7 +101,7 @@ def generate_bars(
 ) -> list[tuple[str, float, float, float, float, float, float, int]]:
     """Return ``(date, open, high, low, close, volume, wap, count)`` tuples, oldest first."""
     step = parse_bar_size(bar_size)
-    amount, unit = parse_duration(duration)
+    amount, unit = parse_history_duration(duration)
     end_ts = min(end or now, now)
     daily = step >= 86400
     if unit == "S":
