@@ -56,6 +56,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", default=None, help=f"comma-separated stock symbols (default {DEFAULT_SYMBOLS})")
     parser.add_argument("--tick-hz", type=float, default=4.0, help="quote updates per second per symbol")
     parser.add_argument(
+        "--max-server-version",
+        type=int,
+        default=178,
+        metavar="N",
+        help="highest server version to negotiate: 178 (text protocol, default) or 213-222 (protobuf, "
+        "for clients that advertise it; needs IBKR's ibapi package)",
+    )
+    parser.add_argument(
         "--master-client-id",
         type=_master_client_id,
         default=None,
@@ -117,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 "symbols": symbols,
                 "tick_hz": args.tick_hz,
                 "master_client_id": master,
+                "max_server_version": args.max_server_version,
             }
         )
     except ValidationError as exc:

@@ -36,6 +36,20 @@ class SimConfig(BaseModel):
     The default is gatewatch's exporter client id: the simulator comes configured as
     docs/deployment_validation_checklist.md asks a real Gateway to be."""
 
+    max_server_version: int = 178
+    """The highest server version to negotiate. 178 (the default) is the classic text protocol
+    ib_async and ib_insync speak; 213-222 serve clients that advertise them (IBKR's own 10.5x
+    client) with protobuf messages (simulator/protobuf.py, needs IBKR's ``ibapi`` package)."""
+
+    @field_validator("max_server_version")
+    @classmethod
+    def _served_version(cls, v: int) -> int:
+        from simulator.protobuf import MAX_SERVED, MIN_SERVED
+
+        if not (157 <= v <= 178 or MIN_SERVED <= v <= MAX_SERVED):
+            raise ValueError(f"must be 157-178 (text protocol) or {MIN_SERVED}-{MAX_SERVED} (protobuf), got {v}")
+        return v
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, v: object) -> object:

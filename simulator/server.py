@@ -316,6 +316,10 @@ class Simulator:
     def account(self) -> str:
         return self.cfg.account
 
+    @property
+    def max_server_version(self) -> int:
+        return self.cfg.max_server_version
+
     def next_valid_id(self, client_id: int) -> int:
         return self.broker.next_valid_id(client_id)
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from simulator import messages as m
+from simulator import protobuf
 from simulator.contracts import Contract
 from simulator.pacing import MAX_MSGS_PER_SEC, MAX_VIOLATIONS, MessagePacer
 from simulator.wire import MAX_FRAME, Fields, ProtocolError, encode, split_fields
@@ -48,6 +49,8 @@ class SessionHost(Protocol):
 
     @property
     def account(self) -> str: ...
+    @property
+    def max_server_version(self) -> int: ...
     def clock(self) -> float: ...
     def hello_time(self) -> str: ...
     def register(self, s: Session) -> bool: ...
@@ -65,6 +68,7 @@ class Session:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.sv = 0
+        self.proto = False  # server version above 200: 4-byte ids and protobuf messages
         self.client_id: int | None = None
         self.registered = False
         self.closed = False
@@ -88,7 +92,22 @@ class Session:
         """Queue one message; the writer task applies stall/latency faults before writing."""
         if self.closed:
             return
-        self._out.put_nowait((encode(fields), on_write, time.monotonic()))
+        data = self._encode_proto(fields) if self.proto else encode(fields)
+        self._out.put_nowait((data, on_write, time.monotonic()))
+
+    def _encode_proto(self, fields: list[Any]) -> bytes:
+        """At server versions above 200: the protobuf message, each frame led by its 4-byte id."""
+        if int(fields[0]) == 17:
+            parts = protobuf.encode_history(fields)
+        else:
+            one = protobuf.encode(fields, self.sv)
+            if one is None:
+                logger.warning("no protobuf form for message {} at server version {}; sent as text",
+                               fields[0], self.sv)
+                body = int(fields[0]).to_bytes(4, "big") + encode(fields[1:])[4:]
+                return struct.pack(">I", len(body)) + body
+            parts = [one]
+        return b"".join(struct.pack(">I", len(b) + 4) + mid.to_bytes(4, "big") + b for mid, b in parts)
 
     def send_raw(self, data: bytes) -> None:
         if not self.closed:
@@ -133,13 +152,39 @@ class Session:
                 self.writer.close()
 
     # ------------------------------------------------------------------ input
-    async def _read_frame(self) -> list[str]:
+    async def _read_payload(self) -> bytes:
         header = await self.reader.readexactly(4)
         (size,) = struct.unpack(">I", header)
         if size > MAX_FRAME:
             raise ProtocolError(f"frame of {size} bytes exceeds the {MAX_FRAME} byte limit")
-        payload = await self.reader.readexactly(size) if size else b""
-        return split_fields(payload)
+        return await self.reader.readexactly(size) if size else b""
+
+    async def _read_frame(self) -> list[str]:
+        return split_fields(await self._read_payload())
+
+    async def _read_message(self) -> list[str]:
+        """One client message as text fields; above 200 the id is a 4-byte integer and an id above
+        200 carries a protobuf request (translated by simulator/protobuf.py, or refused: [])."""
+        payload = await self._read_payload()
+        if not self.proto:
+            return split_fields(payload)
+        if len(payload) < 4:
+            raise ProtocolError("frame without a message id")
+        mid, body = int.from_bytes(payload[:4], "big"), payload[4:]
+        if mid <= protobuf.PROTOBUF_MSG_ID:
+            return [str(mid), *split_fields(body)]
+        mid -= protobuf.PROTOBUF_MSG_ID
+        try:
+            fields = protobuf.decode_request(mid, body)
+        except Exception as exc:  # a protobuf that does not parse: refuse it, keep the session
+            logger.warning("client {}: unreadable protobuf message {} ({})", self.client_id, mid, exc)
+            fields = None
+        if fields is None:
+            rid = protobuf.request_id(body)
+            self.error(rid, 321, f"Error validating request.-'' : cause - message {mid} is not modelled "
+                                 f"by this simulated Gateway at server version {self.sv}")
+            return []
+        return fields
 
     async def run(self) -> None:
         self._writer_task = asyncio.create_task(self._writer_loop())
@@ -147,7 +192,7 @@ class Session:
             if not await asyncio.wait_for(self._handshake(), HELLO_TIMEOUT):
                 return
             while not self.closed:
-                fields = await self._read_frame()
+                fields = await self._read_message()
                 if not fields:
                     continue
                 if not await self._pace():
@@ -188,6 +233,9 @@ class Session:
         cmin = int(match.group(1))
         cmax = int(match.group(2) or cmin)
         sv = min(cmax, MAX_SERVER_VERSION)
+        served = self.sim.max_server_version
+        if served >= protobuf.MIN_SERVED and cmax >= protobuf.MIN_SERVED and protobuf.available():
+            sv = min(cmax, served)
         if sv < cmin or sv < MIN_SERVER_VERSION:
             logger.warning(
                 "client {} offers versions {}..{}, outside {}..{}; closing",
@@ -201,10 +249,11 @@ class Session:
             return False
         self.sv = sv
         self.pace_api = "+PACEAPI" in (match.group(3) or "").upper().split()
-        self.send([sv, self.sim.hello_time()])
+        self.send([sv, self.sim.hello_time()])  # the hello is text at every version
+        self.proto = sv >= protobuf.MIN_SERVER_VER_PROTOBUF
         # Wait for startApi; anything else before it is ignored, as TWS does.
         while True:
-            fields = await self._read_frame()
+            fields = await self._read_message()
             f = Fields(fields)
             if f.s(0) == "71":
                 try:

@@ -142,3 +142,65 @@ def test_unknown_cancel_ids_get_the_gateways_errors(sim: SimHandle) -> None:
     s.sendall(frame(["999", "1"]))
     assert _answer(s, 999, BOUND)[3] == "321"
     s.close()
+
+
+def _proto_answer(s: socket.socket, msg_id: int, bound: float) -> tuple[int, bytes]:
+    """The first frame answering a protobuf request (ids above 200 are protobuf messages)."""
+    deadline = time.monotonic() + bound
+    want = ANSWER_TYPES.get(msg_id)
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            head = s.recv(4, socket.MSG_WAITALL)
+            if len(head) < 4:
+                break
+            body = s.recv(int.from_bytes(head, "big"), socket.MSG_WAITALL)
+        except TimeoutError:
+            break
+        mid = int.from_bytes(body[:4], "big")
+        kind = str(mid - 200 if mid > 200 else mid)
+        if (want is not None and kind in want) or kind == "4" or (want is None and kind not in STREAM_TYPES):
+            return mid, body[4:]
+    raise AssertionError(f"request id {msg_id} got no answer within {bound}s")
+
+
+def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
+    """Server version 222: every request id IBKR defines, as the protobuf message IBKR's client sends
+    at that version (an empty one where defaults are a valid request), gets an answer or an error."""
+    pytest.importorskip("ibapi.protobuf")
+    from ibapi.protobuf.AccountDataRequest_pb2 import AccountDataRequest
+    from ibapi.protobuf.IdsRequest_pb2 import IdsRequest
+    from ibapi.protobuf.PlaceOrderRequest_pb2 import PlaceOrderRequest
+    from ibapi.protobuf.StartApiRequest_pb2 import StartApiRequest
+
+    from simulator.testing import running_simulator
+
+    def send(s: socket.socket, mid: int, payload: bytes) -> None:
+        body = (mid + 200).to_bytes(4, "big") + payload
+        s.sendall(len(body).to_bytes(4, "big") + body)
+
+    with running_simulator(port=0, control_port=None, max_server_version=222) as sim:
+        s = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
+        s.sendall(b"API\0" + len(b"v100..226").to_bytes(4, "big") + b"v100..226")
+        assert read_msg(s)[0] == "222"
+        send(s, 71, StartApiRequest(clientId=9).SerializeToString())
+        send(s, 8, IdsRequest(numIds=1).SerializeToString())
+        seen = [_proto_answer(s, 0, BOUND)[0] for _ in range(6)]  # the sync burst, then nextValidId
+        assert seen[:2] == [215, 209] and seen[-1] == 209
+        resting = PlaceOrderRequest(orderId=9003)  # a resting buy, so that the global cancel has work
+        resting.contract.conId, resting.contract.exchange = 756733, "SMART"
+        resting.order.action, resting.order.totalQuantity, resting.order.orderType = "BUY", "1", "LMT"
+        resting.order.lmtPrice = 1.01
+        bodies = {
+            6: AccountDataRequest(subscribe=True, acctCode=ACCT).SerializeToString(),
+            3: resting.SerializeToString(),
+        }
+        unanswered = []
+        for mid in sorted(int(m) for m in message.OUT if int(m) not in SILENT and int(m) not in (71, 50)):
+            send(s, mid, bodies.get(mid, b""))
+            try:
+                _proto_answer(s, mid, BOUND)
+            except AssertionError:
+                unanswered.append(mid)
+        assert unanswered == []
+        s.close()
