@@ -24,7 +24,7 @@ from loguru import logger
 
 from gatewatch.config import GatewayConfig
 from gatewatch.ib.account import is_managed, the_account
-from gatewatch.ib.clock import MIN_SPACING
+from gatewatch.ib.clock import MIN_SPACING, TimeSource
 from gatewatch.ib.clock import TimeSample as TimeSample  # re-exported for the time-sample listeners
 from gatewatch.ib.connect import Client, connect
 
@@ -319,7 +319,7 @@ class CurrentTimeRequester:
 
     MIN_SPACING = MIN_SPACING
 
-    def __init__(self, session: GatewaySession, timeout: float) -> None:
+    def __init__(self, session: TimeSource, timeout: float) -> None:
         self.session = session
         self.timeout = timeout
         self.listeners: list[Callable[[TimeSample], None]] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +24,13 @@ from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.checks.paper import judge_paper
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.account import the_account
-from gatewatch.ib.clock import MIN_SPACING, ClockEstimator, TimeSample
+from gatewatch.ib.clock import ClockEstimator, OneConnection
 from gatewatch.ib.connect import Client, client_id
 from gatewatch.ib.connect import connect as connect_client
 from gatewatch.ib.hours import load_contract_hours
 from gatewatch.trading_hours import MarketHours
 from probes.active.journal import JournalError, JournalReader
+from probes.gateway import CurrentTimeRequester
 
 CLOCK_SAMPLES = 4
 CLOCK_TIMEOUT = 3.0
@@ -176,20 +176,16 @@ async def check_positions_orders(ib: IB, config: GatewatchConfig) -> list[CheckR
 
 
 async def sample_clock(ib: IB, samples: int = CLOCK_SAMPLES, timeout: float = CLOCK_TIMEOUT) -> ClockEstimator:
-    """Time requests spaced as the Gateway allows, each aimed at the predicted tick of IB's second
-    (as the exporter's clock probe does), each time-boxed (ib_async's request has no timeout)."""
-    estimator = ClockEstimator()
-    rtt, last_sent = 0.0, -math.inf
+    """Time requests as the exporter's clock probe makes them (the one requester: spaced, time-boxed),
+    each aimed at the predicted tick of IB's second, folded into the one interval estimator."""
+    requester = CurrentTimeRequester(OneConnection(ib), timeout)
+    estimator, rtt = ClockEstimator(), 0.0
     for index in range(samples):
-        send_at = estimator.next_send_time(max(time.time(), last_sent + MIN_SPACING), rtt)
-        await asyncio.sleep(max(0.0, send_at - time.time()))
-        last_sent = sent = time.time()
         try:
-            server = await asyncio.wait_for(ib.reqCurrentTimeAsync(), timeout)
+            sample = await requester.request(not_before=estimator.next_send_time(time.time(), rtt))
         except TimeoutError:
             logger.warning("current-time request {} unanswered within {} s", index + 1, timeout)
             continue
-        sample = TimeSample(sent, time.time(), int(server.timestamp()))
         rtt = sample.rtt
         estimator.add(sample)
     return estimator

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
+
+from ib_async import IB
 
 DRIFT_ALLOWANCE = 1e-4
 """Seconds per second the interval widens by, covering an undisciplined host clock's drift."""
@@ -106,3 +109,24 @@ class ClockEstimator:
             return earliest
         phase = (earliest + rtt / 2 - self.skew) % 1.0
         return earliest + (1.0 - phase) % 1.0
+
+
+class TimeSource(Protocol):
+    """A connection the time can be asked over: the exporter's session, or preflight's own."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def ib(self) -> IB: ...
+
+
+@dataclass
+class OneConnection:
+    """A plain connected ``IB`` as a :class:`TimeSource` (preflight's short connection)."""
+
+    ib: IB
+
+    @property
+    def connected(self) -> bool:
+        return self.ib.isConnected()

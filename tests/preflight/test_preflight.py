@@ -6,6 +6,7 @@ memory limits are relaxed because the test machine is shared. Every other item i
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -170,3 +171,14 @@ def test_a_clock_step_during_preflight_judges_the_clocks_as_they_are_now() -> No
     bound = ClockEstimator.of(before + after)
     assert bound.resets == 1
     assert bound.lo <= 5.3 <= bound.hi and bound.best > 4  # not a union reaching back to 0.3
+
+
+def test_preflight_measures_a_gateway_clock_off_by_seconds(tmp_path: Path, paper_sim: object) -> None:
+    """IB time 2.7 s ahead of the host: the interval (same requester and estimator as the exporter's
+    clock probe) excludes the ±1.5 s limit, so the item fails and shows the measured interval."""
+    paper_sim.inject({"fault": "clock_shift", "ms": 2700})  # type: ignore[attr-defined]
+    result = run_preflight(write_config(tmp_path, paper_sim.port))  # type: ignore[attr-defined]
+    line = line_of(result.stdout, "clock skew against IB server time")
+    assert line.startswith("[FAIL]"), line
+    low, high = (float(x) for x in re.findall(r"([+-]\d+\.\d+) s", line)[:2])
+    assert low <= -2.7 <= high and high - low < 1.0, line
