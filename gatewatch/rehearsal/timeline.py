@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gatewatch.config import ConfigError
+from gatewatch.durations import parse_duration
 
 NOMINAL_SECONDS = 600.0
 """The rehearsal length scenario files are written for (10 minutes)."""
@@ -64,7 +65,6 @@ def time_scale_for(duration_seconds: float, explicit: float | None = None) -> fl
 
 def load_timeline(path: Path, symbols: list[str], scale: float) -> list[TimedFault]:
     """Read, validate (with the simulator's own rules) and scale a scenario file."""
-    from simulator.faults import parse_duration
     from simulator.scenario import load_scenario
 
     try:
