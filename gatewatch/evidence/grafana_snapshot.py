@@ -179,8 +179,8 @@ def make_snapshots(
             logger.info("grafana snapshot of {}: {}", name, answer.get("url"))
         except Exception as exc:  # grafana-client raises its own and niquests' exception types
             text = f"{type(exc).__name__}: {exc}"
-            logger.warning("grafana snapshot of {} failed: {}", name, text)
             if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
                 unreachable = f"Grafana unreachable at {grafana_url}: {text}"
+            logger.warning("grafana snapshot of {} failed: {}", name, unreachable or text)
             snapshots.append(Snapshot(name, error=unreachable or text))
     return snapshots
