@@ -50,7 +50,12 @@ RUN: dict[str, tuple[str, dict[str, Any]]] = {
     "bash scripts/up.sh": ("alone", {"kind": "service", "ready": [EXPORTER_READY, PROMETHEUS_READY]}),
     "gatewatch stack --config config/gatewatch.yaml": (
         "background", {"kind": "background", "ready": [EXPORTER_READY, PROMETHEUS_READY]}),
-    "curl -s 127.0.0.1:14002/healthz": ("stack", {"kind": "once"}),
+    "curl -s 127.0.0.1:14002/healthz": ("stack", {"kind": "once", "expect": "ok"}),
+    # The runbook's proxy commands need a running proxy (it says so); HELPERS starts one on the simulator.
+    "curl -s 127.0.0.1:14012/healthz": ("stack", {"kind": "once"}),
+    """curl -s -X POST 127.0.0.1:4081/faults -d '{"fault": "disconnect", "for": "30s"}'""": (
+        "stack", {"kind": "once", "expect": "disconnect"}),
+    "curl -s -X DELETE 127.0.0.1:4081/faults": ("stack", {"kind": "once"}),
     "gatewatch preflight": ("stack", {"kind": "once", "ok_exit": [0, 1], "expect": "PASS"}),
     "gatewatch preflight --config config/gatewatch.yaml": (
         "stack", {"kind": "once", "ok_exit": [0, 1], "expect": "PASS"}),
@@ -70,6 +75,12 @@ RUN: dict[str, tuple[str, dict[str, Any]]] = {
         "after-evidence", {"kind": "once", "attempts": 4, "retry_after": 10}),
 }
 """Every unmarked command of the documents -> its phase and what success looks like."""
+
+HELPERS: dict[str, list[dict[str, Any]]] = {
+    "background": [{"text": "gatewatch proxy", "kind": "background",
+                    "ready": ["http://127.0.0.1:14012/healthz"]}],
+}
+"""Steps that are not documented commands but make some runnable (appended to their phase)."""
 
 PHASES = ("background", "stack", "after-evidence", "alone")
 """The runbook's stack first, on a fresh sandbox (flatten compares the probe journal with that
@@ -129,6 +140,8 @@ def _plan() -> list[dict[str, Any]]:
             spec = dict(spec)
             text = spec.pop("run_as", seen[key])
             steps.append(asdict(Step(text=text, **spec)))
+        steps += [asdict(Step(**{**helper, "ready": tuple(helper.get("ready", ()))}))
+                  for helper in HELPERS.get(phase, [])]
         if phase == "after-evidence":  # the runbook's stack stops here
             steps.append({"text": "", "kind": "end-background"})
     return steps

@@ -207,15 +207,15 @@ def run_service(step: Step, log: Path) -> Outcome:
 
 
 def main(plan_file: str, results_file: str) -> int:
-    """Run the plan: ``once``/``service`` steps in order; a ``background`` step stays up for the
-    steps after it until an ``end-background`` step."""
+    """Run the plan: ``once``/``service`` steps in order; ``background`` steps stay up for the
+    steps after them until an ``end-background`` step stops them (last started, first stopped)."""
     subprocess.run(["ip", "link", "set", "lo", "up"], check=False, capture_output=True)
     plan = [Step(**{**item, "ok_exit": tuple(item.get("ok_exit", (0,))), "ready": tuple(item.get("ready", ()))})
             for item in json.loads(Path(plan_file).read_text(encoding="utf-8"))]
     logs = Path("doc-command-logs")
     logs.mkdir(exist_ok=True)
     outcomes: list[Outcome] = []
-    background: tuple[Step, subprocess.Popen[bytes], float] | None = None
+    background: list[tuple[Step, subprocess.Popen[bytes], float]] = []
     for index, step in enumerate(plan):
         log = logs / f"{index:02d}.log"
         if step.kind == "once":
@@ -233,16 +233,16 @@ def main(plan_file: str, results_file: str) -> int:
             if failed:
                 outcomes.append(failed)
                 break
-            background = (step, proc, time.monotonic())
-        elif step.kind == "end-background" and background is not None:
-            bg_step, proc, began = background
-            code = stop_service(proc)
-            outcomes.append(Outcome(bg_step.text, code == 0, "" if code == 0 else f"exit {code} after Ctrl-C",
-                                    time.monotonic() - began))
-            background = None
+            background.append((step, proc, time.monotonic()))
+        elif step.kind == "end-background":
+            for bg_step, proc, began in reversed(background):
+                code = stop_service(proc)
+                outcomes.append(Outcome(bg_step.text, code == 0, "" if code == 0 else f"exit {code} after Ctrl-C",
+                                        time.monotonic() - began))
+            background = []
         Path(results_file).write_text(json.dumps([asdict(o) for o in outcomes], indent=1), encoding="utf-8")
-    if background is not None:
-        stop_service(background[1])
+    for _, proc, _ in reversed(background):
+        stop_service(proc)
     Path(results_file).write_text(json.dumps([asdict(o) for o in outcomes], indent=1), encoding="utf-8")
     return 0
 
