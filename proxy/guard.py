@@ -14,6 +14,7 @@ from loguru import logger
 
 from gatewatch.config import GatewayConfig
 from probes.active.guard import paper_verdict
+from proxy import protowire
 from proxy.inject import error_frame
 from proxy.observer import PROTOBUF_MIN_SERVER_VERSION, PROTOBUF_MSG_ID, ConnState
 from proxy.relay import Connection
@@ -86,8 +87,12 @@ def _order_fields(payload: bytes, raw_ids: bool) -> list[bytes] | None:
         mid = int.from_bytes(payload[:4], "big")
         if mid == PLACE_ORDER:
             return [b"3", *payload[4:].split(b"\0")]
-        if mid == PLACE_ORDER + PROTOBUF_MSG_ID:
-            return [b"3", b"-1"]
+        if mid == PLACE_ORDER + PROTOBUF_MSG_ID:  # PlaceOrderRequest: orderId = 1
+            try:
+                order_id = protowire.fields(payload[4:]).get(1, -1)
+            except ValueError:
+                order_id = -1
+            return [b"3", str(order_id if isinstance(order_id, int) else -1).encode()]
         return None
     if not payload.startswith(b"3\0"):
         return None

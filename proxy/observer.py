@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from proxy import protowire
 from proxy.errors import ORDER_REJECTS, error_class
 from proxy.relay import TO_BOT, Connection
 from proxy.stats import ClientStats, ProxyTotals, SymbolStats
@@ -155,7 +156,8 @@ class Observer:
                         continue
                     mid = int.from_bytes(payload[:4], "big")
                     if mid > PROTOBUF_MSG_ID:
-                        self.totals.undecoded[(direction, "protobuf")] += 1
+                        if not self._protobuf(conn, st, direction, mid, payload[4:], now):
+                            self.totals.undecoded[(direction, "protobuf")] += 1
                         continue
                     payload = str(mid).encode() + b"\0" + payload[4:]
                 cut = payload.find(b"\0")
@@ -169,6 +171,23 @@ class Observer:
                     handler(conn, st, payload, now)
             except (ValueError, IndexError):
                 self.totals.undecoded[(direction, "malformed")] += 1
+
+    def _protobuf(self, conn: Connection, st: ConnState, direction: str, mid: int, body: bytes, now: float) -> bool:
+        """Decode the protobuf messages the proxy needs (client id, accounts, errors); False for the others."""
+        if direction != TO_BOT:
+            if mid == protowire.START_API:
+                self._start_api(conn, st, b"71\x002\0" + str(protowire.start_api_client_id(body)).encode() + b"\0", now)
+                return True
+            return False
+        if mid == protowire.MANAGED_ACCOUNTS:
+            conn.accounts = protowire.managed_accounts(body)
+            return True
+        if mid == protowire.ERROR_MESSAGE:
+            req_id, code, text = protowire.error_message(body)
+            fields = [b"4", b"", str(req_id).encode(), str(code).encode(), text.encode(), b""]
+            self._error(conn, st, b"\0".join(fields), now, version_field=True)
+            return True
+        return False
 
     def _server_hello(self, conn: Connection, st: ConnState, payload: bytes) -> None:
         fields = payload.split(b"\0")
@@ -207,6 +226,8 @@ class Observer:
         for payload in payloads:
             if raw_ids and payload[:4] == b"\0\0\0\x47":  # 71 as a 4-byte id
                 payload = b"71\0" + payload[4:]
+            elif raw_ids and payload[:4] == protowire.START_API.to_bytes(4, "big"):
+                payload = b"71\x002\0" + str(protowire.start_api_client_id(payload[4:])).encode() + b"\0"
             if payload.startswith(b"71\0"):
                 try:
                     self._start_api(conn, st, payload, time.monotonic())
@@ -292,9 +313,11 @@ class Observer:
         text = payload.split(b"\0")[2].decode("utf-8", "backslashreplace")
         conn.accounts = [a.strip() for a in text.split(",") if a.strip()]
 
-    def _error(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
+    def _error(
+        self, conn: Connection, st: ConnState, payload: bytes, now: float, *, version_field: bool = False
+    ) -> None:
         f = payload.split(b"\0", 6)
-        if conn.server_version >= ERROR_WITHOUT_VERSION:
+        if conn.server_version >= ERROR_WITHOUT_VERSION and not version_field:
             f.insert(1, b"")  # no version field from server version 194 on
         req_id, code_b = f[2], f[3]
         code = int(code_b)
