@@ -149,6 +149,7 @@ def reconciliation(probe: ReconciliationProbe, _session: GatewaySession) -> Iter
     yield m.GATEWAY_POSITION, list(probe.positions.items())
     yield m.POSITION_DRIFT, list(probe.drift.items())
     yield m.RECONCILIATION_DISCREPANCIES, [((source,), n) for source, n in list(probe.discrepancies.items())]
+    yield m.EXECUTIONS, [((made_by,), n) for made_by, n in list(probe.executions.items())]
 
 
 def risk(probe: RiskProbe, _session: GatewaySession) -> Iterator[Family]:

@@ -235,6 +235,10 @@ POSITION_DRIFT = MetricSpec('gatewatch_position_drift', 'gauge',
 RECONCILIATION_DISCREPANCIES = MetricSpec('gatewatch_reconciliation_discrepancies', 'counter',
     'Reconciliations that found a difference.',
     ('source',))
+EXECUTIONS = MetricSpec('gatewatch_executions', 'counter',
+    'Executions the Gateway reported for the account, by who placed the order: probe (gatewatch), '
+    'api (another API client, the bot), manual (client id 0, by hand in TWS; kept out of the ledger).',
+    ('origin',))
 POSITION_EXPOSURE_RATIO = MetricSpec('gatewatch_position_exposure_ratio', 'gauge',
     'Absolute position value / net liquidation, per symbol.',
     ('symbol',))

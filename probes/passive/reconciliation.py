@@ -7,8 +7,13 @@ Sources compared with the Gateway (the source of truth):
   executions (the order probes', the bot's) only to the client whose id is its "Master API client
   ID": the exporter's ``gateway.client_id`` must be that id (docs/deployment_validation_checklist.md;
   the simulator comes configured so). Without it, every fill of another client reads as drift.
-  A position that changes without any execution the Gateway reports (a broker adjustment, a
-  corporate action, a trade the API never sees) shows as drift too: that is what the ledger is for.
+  Only executions of API clients move the ledger: gatewatch's probes (their ``orderRef`` tag) and
+  the other API clients (the bot). A trade placed by hand in TWS reaches the Master API client as
+  an execution of client id 0 (order id 0, no ``orderRef``): it is counted
+  (``gatewatch_executions_total{origin="manual"}``), logged, and deliberately *not* absorbed, so
+  it shows as drift. A position that changes without any execution the Gateway reports (a broker
+  adjustment, a corporate action) shows as drift too: that is what the ledger is for. What stays
+  undetectable is listed in docs/known_limitations.md.
 * ``bot`` (optional, config probes.bot_positions_file): a JSON object the trading bot writes,
   mapping position keys to signed quantities, for example::
 
@@ -18,9 +23,10 @@ Sources compared with the Gateway (the source of truth):
   ``SYMBOL YYYYMMDD RIGHT STRIKE``. Missing keys mean zero.
 
 ``gatewatch_position_drift{symbol,source}`` is Gateway minus source. A difference counts (gauge,
-discrepancy counter, probe failure) only when two consecutive checks find it: a fill in flight (its
-position update and its execution report arriving on either side of one check) is not drift. Until
-then the gauge reads 0.
+discrepancy counter) only when two consecutive checks find it: a fill in flight (its position update
+and its execution report arriving on either side of one check) is not drift. Until then the gauge
+reads 0. The probe measures; the ReconciliationDrift rule judges: the probe fails only when it
+cannot compare (not connected, executions unanswered, the bot's file unreadable).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from gatewatch.ib.connect import Client, client_id
 from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
 from probes.passive.positions import position_key
@@ -55,6 +62,20 @@ def read_bot_positions(path: str) -> dict[str, float]:
     return result
 
 
+MANUAL_CLIENT_ID = 0
+"""The client id of orders placed by hand in TWS (and of API client 0, which binds them)."""
+ORIGINS = ("probe", "api", "manual")
+
+
+def origin(client_id: int, order_ref: str, probe_ref_prefix: str, gatewatch_client_ids: frozenset[int]) -> str:
+    """Who placed an execution's order: gatewatch's probes, another API client, or a hand in TWS."""
+    if order_ref.startswith(probe_ref_prefix + ":") or client_id in gatewatch_client_ids:
+        return "probe"
+    if client_id == MANUAL_CLIENT_ID:
+        return "manual"
+    return "api"
+
+
 def differences(gateway: dict[str, float], other: dict[str, float]) -> dict[str, float]:
     """Gateway minus other, for every key either side holds."""
     return {key: gateway.get(key, 0.0) - other.get(key, 0.0) for key in sorted(set(gateway) | set(other))}
@@ -76,6 +97,9 @@ class ReconciliationProbe:
         self.positions: dict[tuple[str, str, str], float] = {}  # (key, sec_type, con_id) -> quantity
         self.drift: dict[tuple[str, str], float] = {}  # (key, source) -> confirmed Gateway minus source
         self.discrepancies: Counter[str] = Counter()  # by source
+        self.executions: Counter[str] = Counter({o: 0 for o in ORIGINS})  # by origin, since start
+        self.ref_prefix = ctx.config.active.order_ref_prefix
+        self.gatewatch_ids = frozenset(client_id(ctx.config.gateway, c) for c in Client)
         self.pending: set[tuple[str, str]] = set()  # (source, key) that differed at the last check
         self._bot_error = ""
 
@@ -94,8 +118,8 @@ class ReconciliationProbe:
         self.positions = rows
         return result
 
-    async def _fetch_executions(self) -> list[tuple[str, str, float]]:
-        """(execId, key, signed shares) of every execution the Gateway reports for the account."""
+    async def _fetch_executions(self) -> list[tuple[str, str, float, str]]:
+        """(execId, key, signed shares, origin) of every execution the Gateway reports for the account."""
         fills = await asyncio.wait_for(self.session.ib.reqExecutionsAsync(),
                                        self.session.config.request_timeout)
         result = []
@@ -104,22 +128,29 @@ class ReconciliationProbe:
                 continue
             sign = 1.0 if fill.execution.side in ("BOT", "BUY") else -1.0
             shares = sign * float(fill.execution.shares)
-            result.append((fill.execution.execId, position_key(fill.contract), shares))
+            made_by = origin(fill.execution.clientId, fill.execution.orderRef or "", self.ref_prefix,
+                             self.gatewatch_ids)
+            result.append((fill.execution.execId, position_key(fill.contract), shares, made_by))
         return result
 
     async def _advance_ledger(self) -> None:
         assert self.ledger is not None
-        for exec_id, key, shares in await self._fetch_executions():
+        for exec_id, key, shares, made_by in await self._fetch_executions():
             if exec_id in self.seen_executions:
                 continue
             self.seen_executions.add(exec_id)
+            self.executions[made_by] += 1
+            if made_by == "manual":
+                logger.warning("reconciliation: {} {:+g} executed by hand (client id 0, not an API client): "
+                               "not in the ledger, so it shows as drift", key, shares)
+                continue
             self.ledger[key] = self.ledger.get(key, 0.0) + shares
             if not self.ledger[key]:
                 del self.ledger[key]
 
     async def _seed(self) -> None:
         executions = await self._fetch_executions()
-        self.seen_executions = {exec_id for exec_id, _, _ in executions}
+        self.seen_executions = {exec_id for exec_id, *_ in executions}
         self.ledger = dict(self.gateway_positions())
         logger.info("reconciliation: ledger seeded from the Gateway with {} positions", len(self.ledger))
 
@@ -168,6 +199,6 @@ class ReconciliationProbe:
             if drifted:
                 self.discrepancies[source] += 1
                 problems.append(f"{source}: " + ", ".join(f"{k} {v:+g}" for k, v in drifted.items()))
+        if problems and drift != self.drift:
+            logger.warning("reconciliation: positions differ from the Gateway's ({})", "; ".join(problems))
         self.drift = drift
-        if problems:
-            raise ProbeFailure("positions differ from the Gateway's (" + "; ".join(problems) + ")")

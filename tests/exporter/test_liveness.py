@@ -134,3 +134,18 @@ async def test_a_gateway_up_but_not_logged_in_is_its_own_state() -> None:
     port_closed = free_port()
     async with running_exporter(fast_config(port_closed)) as exporter:
         await _until(lambda: exporter.app.session.state == GatewayState.REFUSED, 10, "refused state")
+
+
+async def test_a_5s_outage_is_measured_within_2s_of_what_it_was() -> None:
+    """Cheap, frequent connection attempts: the downtime measured is the outage, not the back-off."""
+    with running_simulator(account="DU1234567", seed=1, market="open") as sim:
+        config = fast_config(sim.port)
+        config.gateway.reconnect_initial, config.gateway.reconnect_max = 1.0, 60.0  # as shipped
+        async with running_exporter(config) as exporter:
+            session = exporter.app.session
+            await _until(lambda: session.connected, 10, "first connection")
+            sim.inject({"fault": "disconnect", "for": "5s"})
+            await _until(lambda: not session.connected, 5, "the loss seen")
+            down = await _until(lambda: session.connected, 15, "reconnected")
+            assert abs(down - 5) < 2, f"measured {down:.2f} s of downtime for a 5 s outage"
+            assert session.state == GatewayState.CONNECTED
