@@ -12,9 +12,11 @@ IBKR's own, from the ``ibapi.protobuf`` package of IBKR's client (``ibapi-latest
 is only needed when a version above 200 is configured.
 
 Modelled at these versions: the connect burst, ids, current time, contract details, option
-parameters, market data (ticks, snapshot end, greeks), positions, account summary and updates,
-executions and commissions, orders (place, cancel, global cancel, open and completed orders,
-status), historical bars. Every other request is refused with error 321 naming it.
+parameters, market data (ticks, snapshot end, greeks), positions, account summary and updates
+(also per account/model), executions and commissions, orders (place, cancel, global cancel, open
+and completed orders, status), historical bars and ticks, head timestamp, symbol search, market
+rules, PnL, real-time bars, tick-by-tick, news providers, scanner parameters, user info. Every
+other request is refused with error 321 naming it.
 """
 
 from __future__ import annotations
@@ -69,6 +71,24 @@ REQUESTS: dict[int, str] = {
     58: "GlobalCancelRequest",
     20: "HistoricalDataRequest",
     25: "CancelHistoricalData",
+    76: "AccountUpdatesMultiRequest",
+    77: "CancelAccountUpdatesMulti",
+    81: "MatchingSymbolsRequest",
+    91: "MarketRuleRequest",
+    87: "HeadTimestampRequest",
+    90: "CancelHeadTimestamp",
+    96: "HistoricalTicksRequest",
+    92: "PnLRequest",
+    93: "CancelPnL",
+    94: "PnLSingleRequest",
+    95: "CancelPnLSingle",
+    50: "RealTimeBarsRequest",
+    51: "CancelRealTimeBars",
+    97: "TickByTickRequest",
+    98: "CancelTickByTick",
+    85: "NewsProvidersRequest",
+    24: "ScannerParametersRequest",
+    104: "UserInfoRequest",
 }
 
 
@@ -129,6 +149,32 @@ def decode_request(msg_id: int, payload: bytes) -> list[str] | None:
     if msg_id == 20:
         return [i, _s(p.reqId), *_c12(p.contract), _s(p.contract.includeExpired), p.endDateTime, p.barSizeSetting,
                 p.duration, _s(p.useRTH), p.whatToShow, _s(p.formatDate), _s(p.keepUpToDate), ""]
+    if msg_id == 76:
+        return [i, "1", _s(p.reqId), p.account, p.modelCode, _s(p.ledgerAndNLV)]
+    if msg_id in (77, 51):
+        return [i, "1", _s(p.reqId)]
+    if msg_id in (90, 93, 95, 98, 104):
+        return [i, _s(p.reqId)]
+    if msg_id == 81:
+        return [i, _s(p.reqId), p.pattern]
+    if msg_id == 91:
+        return [i, _s(p.marketRuleId)]
+    if msg_id == 87:
+        return [i, _s(p.reqId), *_c12(p.contract), _s(p.contract.includeExpired), _s(p.useRTH), p.whatToShow,
+                _s(p.formatDate)]
+    if msg_id == 96:
+        return [i, _s(p.reqId), *_c12(p.contract), _s(p.contract.includeExpired), p.startDateTime, p.endDateTime,
+                _s(p.numberOfTicks), p.whatToShow, _s(p.useRTH), _s(p.ignoreSize), ""]
+    if msg_id == 92:
+        return [i, _s(p.reqId), p.account, p.modelCode]
+    if msg_id == 94:
+        return [i, _s(p.reqId), p.account, p.modelCode, _s(p.conId)]
+    if msg_id == 50:
+        return [i, "3", _s(p.reqId), *_c12(p.contract), _s(p.barSize), p.whatToShow, _s(p.useRTH), ""]
+    if msg_id == 97:
+        return [i, _s(p.reqId), *_c12(p.contract), p.tickType, _s(p.numberOfTicks), _s(p.ignoreSize)]
+    if msg_id in (85, 24):
+        return [i, "1"]
     if msg_id == 3:
         o = p.order
         f = [""] * 90  # placeOrder's text layout with every optional branch off: whatIf at 84
@@ -344,6 +390,69 @@ def encode(fields: list[Any], sv: int) -> tuple[int, bytes] | None:
     elif mid == 76:
         p = _cls("SecDefOptParameterEnd")()
         p.reqId = int(f[1])
+    elif mid in (73, 74):
+        p = _cls("AccountUpdateMulti" if mid == 73 else "AccountUpdateMultiEnd")()
+        p.reqId = int(f[2])
+        if mid == 73:
+            p.account, p.modelCode, p.key, p.value, p.currency = _s(f[3]), _s(f[4]), _s(f[5]), _s(f[6]), _s(f[7])
+    elif mid == 79:
+        p = _cls("SymbolSamples")()
+        p.reqId = int(f[1])
+        k = 3
+        for _ in range(int(f[2])):
+            d = p.contractDescriptions.add()
+            d.contract.conId, d.contract.symbol, d.contract.secType = int(f[k]), _s(f[k + 1]), _s(f[k + 2])
+            d.contract.primaryExch, d.contract.currency = _s(f[k + 3]), _s(f[k + 4])
+            n_types = int(f[k + 5])
+            d.derivativeSecTypes.extend(_s(x) for x in f[k + 6:k + 6 + n_types])
+            k += 6 + n_types
+            d.contract.description, d.contract.issuerId = _s(f[k]), _s(f[k + 1])
+            k += 2
+    elif mid == 93:
+        p = _cls("MarketRule")()
+        p.marketRuleId = int(f[1])
+        for j in range(int(f[2])):
+            inc = p.priceIncrements.add()
+            inc.lowEdge, inc.increment = _f(f[3 + 2 * j]), _f(f[4 + 2 * j])
+    elif mid == 88:
+        p = _cls("HeadTimestamp")()
+        p.reqId, p.headTimestamp = int(f[1]), _s(f[2])
+    elif mid in (96, 97, 98):
+        p = _historical_ticks(f)
+    elif mid == 94:
+        p = _cls("PnL")()
+        p.reqId, p.dailyPnL, p.unrealizedPnL, p.realizedPnL = int(f[1]), _f(f[2]), _f(f[3]), _f(f[4])
+    elif mid == 95:
+        p = _cls("PnLSingle")()
+        p.reqId, p.position, p.dailyPnL = int(f[1]), _s(f[2]), _f(f[3])
+        p.unrealizedPnL, p.realizedPnL, p.value = _f(f[4]), _f(f[5]), _f(f[6])
+    elif mid == 50:
+        p = _cls("RealTimeBarTick")()
+        p.reqId, p.time, p.open, p.high, p.low, p.close = int(f[2]), int(f[3]), _f(f[4]), _f(f[5]), _f(f[6]), _f(f[7])
+        p.volume, p.WAP, p.count = _s(f[8]), _s(f[9]), int(f[10])
+    elif mid == 99:
+        p = _cls("TickByTickData")()
+        p.reqId, p.tickType = int(f[1]), int(f[2])
+        if p.tickType in (1, 2):
+            t = p.historicalTickLast
+            t.time, t.price, t.size, t.exchange, t.specialConditions = int(f[3]), _f(f[4]), _s(f[5]), _s(f[7]), _s(f[8])
+        elif p.tickType == 3:
+            b = p.historicalTickBidAsk
+            b.time, b.priceBid, b.priceAsk, b.sizeBid, b.sizeAsk = int(f[3]), _f(f[4]), _f(f[5]), _s(f[6]), _s(f[7])
+        else:
+            m = p.historicalTickMidPoint
+            m.time, m.price = int(f[3]), _f(f[4])
+    elif mid == 85:
+        p = _cls("NewsProviders")()
+        for j in range(int(f[1])):
+            n = p.newsProviders.add()
+            n.providerCode, n.providerName = _s(f[2 + 2 * j]), _s(f[3 + 2 * j])
+    elif mid == 19:
+        p = _cls("ScannerParameters")()
+        p.xml = _s(f[2])
+    elif mid == 107:
+        p = _cls("UserInfo")()
+        p.reqId, p.whiteBrandingId = int(f[1]), _s(f[2])
     elif mid == 90:
         p = _cls("HistoricalDataUpdate")()
         p.reqId = int(f[1])
@@ -368,6 +477,27 @@ def encode_history(fields: list[Any]) -> list[tuple[int, bytes]]:
     end_msg = _cls("HistoricalDataEnd")()
     end_msg.reqId, end_msg.startDateStr, end_msg.endDateStr = req_id, start, end
     return [(17 + PROTOBUF_MSG_ID, p.SerializeToString()), (108 + PROTOBUF_MSG_ID, end_msg.SerializeToString())]
+
+
+def _historical_ticks(f: list[Any]) -> Any:
+    """historicalTicks (96 midpoint, 97 bid/ask, 98 last) from refdata.historical_ticks' layout."""
+    mid, req_id, n = int(f[0]), int(f[1]), int(f[2])
+    name, width = {96: ("HistoricalTicks", 4), 97: ("HistoricalTicksBidAsk", 6), 98: ("HistoricalTicksLast", 6)}[mid]
+    p = _cls(name)()
+    p.reqId, p.isDone = req_id, bool(int(f[3 + n * width]))
+    for j in range(n):
+        v = f[3 + j * width: 3 + (j + 1) * width]
+        if mid == 96:
+            t = p.historicalTicks.add()
+            t.time, t.price, t.size = int(v[0]), _f(v[2]), _s(v[3])
+        elif mid == 97:
+            b = p.historicalTicksBidAsk.add()
+            b.time, b.priceBid, b.priceAsk, b.sizeBid, b.sizeAsk = int(v[0]), _f(v[2]), _f(v[3]), _s(v[4]), _s(v[5])
+        else:
+            last = p.historicalTicksLast.add()
+            last.time, last.price, last.size, last.exchange = int(v[0]), _f(v[2]), _s(v[3]), _s(v[4])
+            last.specialConditions = _s(v[5])
+    return p
 
 
 def _contract_data(f: list[Any]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from ib_async import IB, Stock
-from support.ibapi_client import ibapi_client
+from support.ibapi_client import ask_reference_and_streams
 
 from simulator.testing import SimHandle
 
@@ -78,35 +78,4 @@ async def test_three_client_libraries_get_answers(ib: IB, sim: SimHandle) -> Non
 
 
 def _ibapi_asks(sim: SimHandle) -> None:
-    from ibapi.contract import Contract
-
-    spy = Contract()
-    spy.symbol, spy.secType, spy.exchange, spy.currency = "SPY", "STK", "SMART", "USD"
-    with ibapi_client(sim.port, 31) as (c, rec):
-        assert c.serverVersion() == 178
-        c.reqRealTimeBars(1, spy, 5, "MIDPOINT", False, [])
-        c.reqManagedAccts()
-        assert rec.wait("managedAccounts") == ("DU1234567",)
-        c.reqPnL(2, "DU1234567", "")
-        assert rec.wait("pnl")[0] == 2
-        c.reqPnLSingle(3, "DU1234567", "", 756733)
-        assert rec.wait("pnlSingle")[0] == 3
-        c.reqHeadTimeStamp(4, spy, "TRADES", 1, 1)
-        assert rec.wait("headTimestamp") == (4, "19930129 14:30:00")
-        c.reqMatchingSymbols(5, "QQ")
-        assert rec.wait("symbolSamples")[1][0].contract.symbol == "QQQ"
-        c.reqMarketRule(26)
-        assert rec.wait("marketRule")[0] == 26
-        c.reqHistoricalTicks(6, spy, "", END, 10, "BID_ASK", 1, True, [])
-        assert len(rec.wait("historicalTicksBidAsk")[1]) == 10
-        c.reqNewsProviders()
-        assert rec.wait("newsProviders")[0]
-        c.reqScannerParameters()
-        assert "ScanParameterResponse" in rec.wait("scannerParameters")[0]
-        c.reqUserInfo(7)
-        assert rec.wait("userInfo") == (7, "")
-        c.reqTickByTickData(8, spy, "MidPoint", 0, False)
-        assert rec.wait("tickByTickMidPoint")[0] == 8
-        c.reqHistoricalData(9, spy, "", "1800 S", "1 min", "TRADES", 0, 1, True, [])
-        assert rec.wait("historicalDataUpdate", timeout=5)[0] == 9
-        assert rec.wait("realtimeBar", timeout=7)[0] == 1
+    ask_reference_and_streams(sim.port, 31, 178)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from ib_async import Stock
-from support.ibapi_client import ibapi_client
+from support.ibapi_client import ask_reference_and_streams, ibapi_client
 from support.sim import connect
 
 from simulator.testing import SimHandle, running_simulator
@@ -64,7 +64,7 @@ def test_ibapi_at_222_speaks_protobuf_end_to_end(sim222: SimHandle) -> None:
         assert rec.wait("error", lambda a: a[0] == 7)[2] == 162
         c.reqCompletedOrders(False)
         assert rec.wait("completedOrder")[2].status == "Filled"
-        c.reqMatchingSymbols(8, "SP")  # not modelled at this version: refused, not ignored
+        c.reqSmartComponents(8, "a6")  # not modelled: refused, not ignored
         assert rec.wait("error", lambda a: a[0] == 8)[2] == 321
 
 
@@ -87,3 +87,8 @@ def test_versions_outside_the_served_ranges_are_refused() -> None:
     for bad in (190, 201, 226):
         with pytest.raises(ValidationError, match="max_server_version"):
             running_simulator(max_server_version=bad).__enter__()
+
+
+def test_ibapi_at_222_gets_reference_data_and_streams(sim222: SimHandle) -> None:
+    """The same requests as at 178 (test_sim_never_silent), as protobuf both ways."""
+    ask_reference_and_streams(sim222.port, 32, 222)
