@@ -38,6 +38,7 @@ def test_calm_session_passes_with_clean_books(tmp_path: Path) -> None:
     assert not scrapes.failures
     assert result.failed_gates == [], f"calm session failed gates {result.failed_gates}; alerts: {sorted(alerts)}"
     assert result.passed is True
+    assert alerts == {}, f"a calm session fired alerts (gatewatch's own load must cause none): {sorted(alerts)}"
     assert result.ledger.probe_orders > 0, "the scheduled order probes sent no order"
     assert result.ledger.problems == []
     assert (tmp_path / "evidence" / "verdict.json").is_file()
