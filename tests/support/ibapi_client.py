@@ -68,8 +68,12 @@ def ibapi_client(port: int, client_id: int) -> Iterator[tuple[EClient, Recorder]
         rec.wait("nextValidId")
         yield client, rec
     finally:
-        client.disconnect()
+        # close the socket first and let the message loop drain: ibapi's disconnect() clears the
+        # server version while its loop may still be decoding a queued message
+        if client.conn is not None:
+            client.conn.disconnect()
         thread.join(5)
+        client.disconnect()
 
 
 def ask_reference_and_streams(port: int, client_id: int, version: int) -> None:
