@@ -1,4 +1,5 @@
-"""docs/edge_cases.md: all 17 of the handoff's edge cases, each with tests that exist.
+"""docs/edge_cases.md: all 17 of the handoff's edge cases, each with tests that exist (and the tests
+docs/guarantees.md names).
 
 A node id in the table that no longer names a test function (renamed, moved, deleted) would make
 the traceability table lie; this test reads each one and finds the function in its file.
@@ -47,3 +48,12 @@ def test_the_two_decisions_are_explained() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert "## Decision: quotes are streamed, not requested with `snapshot=True`" in text
     assert "## Decision: a Gateway that is up but not logged in" in text
+
+
+def test_tests_named_by_the_guarantees_exist() -> None:
+    text = (ROOT / "docs" / "guarantees.md").read_text(encoding="utf-8")
+    named = NODE.findall(text) + [(path, "") for path in re.findall(r"`(tests/[\w/]+\.py)`", text)]
+    assert named
+    missing = [f"{path}::{name}" for path, name in named
+               if not (ROOT / path).is_file() or (name and name not in _test_functions(path))]
+    assert not missing, "docs/guarantees.md names tests that do not exist:\n" + "\n".join(missing)
