@@ -19,6 +19,9 @@ from proxy.stats import ClientStats, Histogram
 CLIENT = ["client_id", "client_name"]
 #: The paper rule's refusal reasons (probes.active.guard.paper_verdict), exported at 0 from the
 #: first connect on so that a first refusal is an increase Prometheus can see.
+UNDECODED_KINDS = [(d, r) for d in ("to_gateway", "to_bot") for r in ("protobuf", "malformed", "bad_prefix",
+                                                                     "oversized_frame")]
+"""(direction, reason) pairs exported at 0 from the start, so a first undecoded frame is an increase."""
 REFUSAL_REASONS = ("paper_false", "port_not_paper", "account_unknown", "account_not_paper")
 
 
@@ -175,7 +178,8 @@ class ProxyCollector(Collector):
             "Frames (or opaque chunks) relayed unchanged that the proxy could not decode, by reason.",
             labels=["direction", "reason"],
         )
-        for (direction, reason), n in list(obs.totals.undecoded.items()):
+        seen = dict.fromkeys(UNDECODED_KINDS, 0) | dict(obs.totals.undecoded)
+        for (direction, reason), n in seen.items():
             undecoded.add_metric([direction, reason], n)
         failures = CounterMetricFamily(
             "gatewatch_proxy_upstream_failures", "Bot connections closed because the Gateway was unreachable."
