@@ -2,6 +2,8 @@
 
 The round trip of ``reqCurrentTime`` (through the shared, spaced :class:`CurrentTimeRequester`) is
 the cheapest end-to-end request there is; its distribution is ``gatewatch_heartbeat_rtt_seconds``.
+Every answered time request counts, the clock probe's included: the heartbeat sends its own only
+when no answer arrived within its interval, so the Gateway is not asked twice for the same proof.
 Whether the Gateway is alive at all is not judged here: the session's liveness watch
 (:meth:`probes.gateway.GatewaySession.watch_liveness`) does that without waiting on the time
 requester's lock, which the clock probe may hold.
@@ -9,7 +11,10 @@ requester's lock, which the clock probe may hold.
 
 from __future__ import annotations
 
-from probes.gateway import CurrentTimeRequester, GatewaySession
+import math
+import time
+
+from probes.gateway import CurrentTimeRequester, GatewaySession, TimeSample
 from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
 from probes.state import LATENCY_BUCKETS, Distribution
@@ -26,6 +31,8 @@ class HeartbeatProbe:
         self.interval = ctx.config.probes.heartbeat_interval
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.rtt = Distribution(LATENCY_BUCKETS)
+        self.answered_at = -math.inf  # monotonic time of the latest answered time request
+        self.requester.listeners.append(self._on_sample)
 
     def schedule(self) -> Schedule:
         return Schedule(self.interval, self.requester.timeout * 2)
@@ -33,8 +40,13 @@ class HeartbeatProbe:
     async def run_once(self) -> None:
         if not self.session.connected:
             raise ProbeFailure("not connected")
+        if time.monotonic() - self.answered_at < self.interval:
+            return  # a time request answered since the last run (the clock probe's) proves the round trip
         try:
-            sample = await self.requester.request()
+            await self.requester.request()
         except TimeoutError as exc:
             raise ProbeFailure(f"no answer within {self.requester.timeout:g} s") from exc
+
+    def _on_sample(self, sample: TimeSample) -> None:
         self.rtt.observe(sample.rtt)
+        self.answered_at = time.monotonic()
