@@ -24,7 +24,7 @@ from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.checks.paper import judge_paper
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.account import the_account
-from gatewatch.ib.clock import ClockEstimator, OneConnection
+from gatewatch.ib.clock import MIN_SPACING, ClockEstimator, OneConnection
 from gatewatch.ib.connect import Client, client_id
 from gatewatch.ib.connect import connect as connect_client
 from gatewatch.ib.hours import load_contract_hours
@@ -181,8 +181,9 @@ async def sample_clock(ib: IB, samples: int = CLOCK_SAMPLES, timeout: float = CL
     requester = CurrentTimeRequester(OneConnection(ib), timeout)
     estimator, rtt = ClockEstimator(), 0.0
     for index in range(samples):
+        earliest = time.time() + (MIN_SPACING if index else 0.0)  # the requester's spacing, then aim
         try:
-            sample = await requester.request(not_before=estimator.next_send_time(time.time(), rtt))
+            sample = await requester.request(not_before=estimator.next_send_time(earliest, rtt))
         except TimeoutError:
             logger.warning("current-time request {} unanswered within {} s", index + 1, timeout)
             continue

@@ -37,12 +37,10 @@ def check_market(config: GatewatchConfig, now: datetime, hours: MarketHours) -> 
     local = now.astimezone(EASTERN).strftime("%a %Y-%m-%d %H:%M %Z")
     source = hours_source(config, hours, now)
     close = hours.session_close(now)
-    if hours.open_through(now, duration):
-        assert close is not None
-        return passed(
-            NAME,
-            f"open ({local}, {source}); closes {close.astimezone(EASTERN):%a %H:%M %Z}, after the {duration} session",
-        )
+    if close is not None and hours.open_through(now, duration):
+        ends = close.astimezone(EASTERN)
+        detail = f"open ({local}, {source}); closes {ends:%a %Y-%m-%d %H:%M %Z}, after the {duration} session"
+        return passed(NAME, detail)
     if close is not None:
         ends = close.astimezone(EASTERN)
         detail = f"open ({local}, {source}) but closes {ends:%H:%M %Z}, before a {duration} session ends"
