@@ -144,8 +144,26 @@ def _connect(path: Path | str, *, read_only: bool) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(f"tables orders/fills missing (found {sorted(tables) or 'none'})")
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise JournalCorrupt(Path(path), str(exc), None) from exc
+        if _unreadable(exc):
+            raise JournalCorrupt(Path(path), str(exc), None) from exc
+        raise JournalError(
+            Path(path),
+            f"probe journal {path} cannot be used now ({exc}): left in place, nothing lost. Another process "
+            "may hold it locked (a second probe run, flatten, an sqlite3 shell); try again once it is done",
+        ) from exc
     return db
+
+
+_CORRUPT_CODES = (11, 26)
+"""SQLITE_CORRUPT and SQLITE_NOTADB: the file's content is bad. Other errors (busy, locked, read-only,
+cannot open, disk full) say nothing about the content: renaming such a journal aside would make the
+next run forget what the probes hold, so only these and the checks above count as corrupt."""
+
+
+def _unreadable(exc: sqlite3.DatabaseError) -> bool:
+    """True when ``exc`` says the journal's content is damaged (not that it is busy or inaccessible)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in _CORRUPT_CODES
 
 
 def keep_aside(path: Path) -> Path:

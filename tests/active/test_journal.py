@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from probes.active.journal import Journal, JournalCorrupt, JournalReader
+from probes.active.journal import Journal, JournalCorrupt, JournalError, JournalReader
 
 
 def _order(journal: Journal, ref: str, action: str, scope: str) -> None:
@@ -89,3 +89,25 @@ def test_a_corrupt_journal_is_kept_aside_and_named(tmp_path, content):
     fresh = Journal(path)  # the next run starts afresh
     assert fresh.all_orders() == []
     fresh.close()
+
+
+def test_a_locked_journal_is_not_taken_for_corrupt_and_keeps_its_positions(tmp_path):
+    """A journal another process holds locked is busy, not damaged: it stays where it is, with its data."""
+    path = tmp_path / "probes.sqlite"
+    journal = Journal(path)
+    _order(journal, "gatewatch:fill:r.1", "BUY", "probe")
+    journal.record_fill(exec_id="e1", order_ref="gatewatch:fill:r.1", con_id=1, side="BOT", shares=1, price=1)
+    journal.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(JournalError, match="locked") as seen:
+            Journal(path)
+        assert not isinstance(seen.value, JournalCorrupt)
+        assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with JournalReader(path) as reader:
+        assert reader.net_positions() == {1: 1.0}
