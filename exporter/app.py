@@ -20,6 +20,7 @@ from exporter.collectors import PassiveFamilies
 from exporter.http_server import MetricsServer
 from exporter.metrics import Metrics
 from gatewatch.config import GatewatchConfig
+from gatewatch.ib.connect import connect_bound
 from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeRecorder
 from probes.passive.base import PassiveContext, PassiveProbe, run_periodically
@@ -116,8 +117,7 @@ class ExporterApp:
         tasks = [asyncio.create_task(self.session.run(), name="gateway-session")]
         # Let the first connection attempt finish, so probes do not all start with "not connected".
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.session.first_attempt_done.wait(),
-                                   self.config.gateway.connect_timeout * 3 + 1)
+            await asyncio.wait_for(self.session.first_attempt_done.wait(), connect_bound(self.config.gateway) + 1)
         for recorder, interval, run_once, timeout in self.schedule():
             tasks.append(asyncio.create_task(run_periodically(recorder, interval, run_once, timeout=timeout),
                                              name=f"probe-{recorder.probe}"))

@@ -57,6 +57,11 @@ def client_id(gateway: GatewayConfig, client: Client) -> int:
     return gateway.client_id + PREFLIGHT_CLIENT_ID_OFFSET
 
 
+def connect_bound(gateway: GatewayConfig) -> float:
+    """The longest one connection attempt can take (the outer bound of :func:`connect`)."""
+    return gateway.connect_timeout * CONNECT_BOUND_FACTOR
+
+
 async def connect(
     ib: IB, gateway: GatewayConfig, client: Client | int, *, readonly: bool = False
 ) -> None:
@@ -76,7 +81,7 @@ async def connect(
             readonly=readonly,
             account=gateway.account or "",
         ),
-        gateway.connect_timeout * CONNECT_BOUND_FACTOR,
+        connect_bound(gateway),
     )
     if not ib.isConnected():
         raise ConnectionError("connection closed during synchronisation")

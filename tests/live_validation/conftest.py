@@ -35,7 +35,7 @@ import pytest_asyncio
 from exporter.collectors import PassiveFamilies
 from exporter.metrics import Metrics
 from gatewatch.config import ConfigError, GatewatchConfig, load_config, split_host_port
-from gatewatch.ib.connect import Client, client_id
+from gatewatch.ib.connect import Client, client_id, connect_bound
 from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused
 from probes.active.runner import ActiveSession
@@ -209,7 +209,7 @@ async def passive(target: Target) -> AsyncIterator[Passive]:
     metrics.add_source(PassiveFamilies(session, {quotes.name: quotes}, ("live-validation", session.address)))
     runner = asyncio.create_task(session.run(), name="live-validation-gateway-session")
     try:
-        await asyncio.wait_for(session.first_attempt_done.wait(), gateway.connect_timeout * 3 + 1)
+        await asyncio.wait_for(session.first_attempt_done.wait(), connect_bound(gateway) + 1)
         assert session.connected, f"passive connection failed: {session.last_error}"
         yield Passive(session, metrics, quotes)
     finally:
