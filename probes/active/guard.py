@@ -150,6 +150,8 @@ class PaperGuard:
         self.run_id = run_id
         self.metrics = metrics
         self._seq = 0
+        self._closes: set[str] = set()
+        """Refs of the probes' own closes sent this session: re-pricing one is not held to the notional cap."""
 
     # ----------------------------------------------------------------- paper checks
     @property
@@ -203,6 +205,9 @@ class PaperGuard:
         the same checks and tag, but the journal keeps their fills out of the probes' position.
         ``reducing`` marks a close (the caller has capped it by what is held): the hourly cap
         does not apply to it, because refusing a close leaves risk on; everything else does.
+        Nor does the notional cap to a close of the probes' own position (scope ``probe``): the
+        cap admitted that position when it was opened, and a price that rose since must not keep
+        it open. Operator-scope closes (flatten --all) keep the notional cap.
         """
         active = self.config.active
         if order.totalQuantity > active.max_quantity:
@@ -216,7 +221,7 @@ class PaperGuard:
                 "price", f"order {order.orderType} has no usable price to check the notional against"
             )
         notional = float(order.totalQuantity) * float(price) * multiplier_of(contract)
-        if notional > active.max_notional:
+        if notional > active.max_notional and not (reducing and scope == PROBE_SCOPE):
             self._refuse(
                 "notional", f"notional {notional:.2f} USD exceeds active.max_notional {active.max_notional:g}"
             )
@@ -269,7 +274,7 @@ class PaperGuard:
         if not self.owns(order.orderRef):
             self._refuse("order_ref", f"order {order.orderId} is not a probe order")
         notional = float(order.totalQuantity) * new_price * multiplier_of(sent.trade.contract)
-        if notional > self.config.active.max_notional:
+        if notional > self.config.active.max_notional and sent.order_ref not in self._closes:
             self._refuse("notional", f"re-priced notional {notional:.2f} USD exceeds active.max_notional")
         self.check_paper()
         order.lmtPrice = new_price
@@ -323,6 +328,8 @@ class PaperGuard:
             self._refuse(
                 "order_ref", f"orderRef {ref!r} lacks the {self.config.active.order_ref_prefix!r} prefix"
             )
+        if reducing and scope == PROBE_SCOPE:
+            self._closes.add(ref)
         order.orderRef = ref
         order.account = account
         order.tif = order.tif or "DAY"

@@ -127,3 +127,14 @@ async def test_hourly_cap_never_blocks_a_close_or_flatten(sim, config_for, tmp_p
 
     report = await run_probes(config, only=["fill"], backoff_base=0.05)
     assert "rate" in report.results[0].detail, "risk-increasing orders stay capped"
+
+
+async def test_the_notional_cap_never_blocks_closing_what_the_probes_hold(sim, config_for):
+    """A price that rose past active.max_notional after the buy: the close (risk-reducing) still goes."""
+    ask = sim.state()["quotes"]["SPY"]["ask"]
+    config = config_for(sim, max_notional=round(ask * 1.05, 2))
+    await _probes_buy_one(config)
+    await asyncio.to_thread(sim.inject, {"fault": "price_jump", "symbol": "SPY", "pct": 20})
+    done = await flatten(config)
+    assert any(line.startswith("closed 1") for line in done), done
+    assert held(sim) == {} and _net(config) == {} and open_orders(sim) == []
