@@ -87,3 +87,13 @@ def test_proxy_scenarios_and_the_thresholds_table_use_the_safe_loader(tmp_path: 
     path.write_bytes(b"quote_stale_seconds: \xff\n")
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         load_thresholds(path)
+
+
+def test_a_hostile_scenario_exits_2_before_the_simulator_listens(tmp_path: Path) -> None:
+    from gatewatch.cli import main
+
+    path = tmp_path / "scenario.yaml"
+    path.write_text("- {at: 1s, at: 2s, fault: stall}\n", encoding="utf-8")
+    assert main(["sim", "--scenario", str(path)]) == 2
+    path.write_bytes(b"- {at: 1s, fault: st\xe4ll}\n")
+    assert main(["sim", "--scenario", str(path)]) == 2
