@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from gatewatch.config import GatewatchConfig
@@ -40,12 +40,11 @@ class ProxyHandle:
 
 
 @contextlib.contextmanager
-def running_proxy(
-    upstream_port: int, hooks: RelayHooks | None = None, host: str = "127.0.0.1"
-) -> Iterator[ProxyHandle]:
-    """``with running_proxy(sim.port) as proxy: IB().connect("127.0.0.1", proxy.port, 7)``."""
+def _in_thread(
+    start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]]
+) -> Iterator[asyncio.AbstractEventLoop]:
+    """Start a service on an event loop of its own in a daemon thread; stop it on exit."""
     loop = asyncio.new_event_loop()
-    relay = Relay((host, 0), (host, upstream_port), hooks)
     ready = threading.Event()
     box: dict[str, BaseException] = {}
 
@@ -54,7 +53,7 @@ def running_proxy(
 
         async def boot() -> None:
             try:
-                await relay.start()
+                await start()
             except BaseException as exc:
                 box["error"] = exc
             finally:
@@ -72,12 +71,22 @@ def running_proxy(
     if "error" in box:
         raise box["error"]
     try:
-        yield ProxyHandle(relay, loop)
+        yield loop
     finally:
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(10)
+            asyncio.run_coroutine_threadsafe(stop(), loop).result(10)  # type: ignore[arg-type]
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+@contextlib.contextmanager
+def running_proxy(
+    upstream_port: int, hooks: RelayHooks | None = None, host: str = "127.0.0.1"
+) -> Iterator[ProxyHandle]:
+    """The bare relay: ``with running_proxy(sim.port) as proxy: IB().connect("127.0.0.1", proxy.port, 7)``."""
+    relay = Relay((host, 0), (host, upstream_port), hooks)
+    with _in_thread(relay.start, relay.stop) as loop:
+        yield ProxyHandle(relay, loop)
 
 
 @contextlib.contextmanager
@@ -89,38 +98,6 @@ def running_proxy_app(upstream_port: int, **proxy: Any) -> Iterator[ProxyApp]:
     """
     gateway = {"port": upstream_port, "paper_ports": [upstream_port], **proxy.pop("gateway", {})}
     section = {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0", "control_port": 0, **proxy}
-    config = GatewatchConfig.model_validate({"gateway": gateway, "proxy": section})
-    app = ProxyApp(config)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, BaseException] = {}
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            try:
-                await app.start()
-            except BaseException as exc:
-                box["error"] = exc
-            finally:
-                ready.set()
-
-        loop.run_until_complete(boot())
-        if "error" not in box:
-            loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-    thread = threading.Thread(target=main, name="proxy-app", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if "error" in box:
-        raise box["error"]
-    try:
+    app = ProxyApp(GatewatchConfig.model_validate({"gateway": gateway, "proxy": section}))
+    with _in_thread(app.start, app.stop):
         yield app
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)

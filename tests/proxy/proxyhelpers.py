@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 
+from support.sim import _read_exact as read_exact
+from support.sim import frame
 
-def frame(fields: list[str]) -> bytes:
-    payload = "".join(f + "\0" for f in fields).encode()
-    return struct.pack(">I", len(payload)) + payload
+__all__ = ["Tap", "frame", "read_exact", "tap", "wait_until"]
 
 
 class Tap:

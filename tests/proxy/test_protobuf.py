@@ -11,7 +11,7 @@ import struct
 import threading
 
 import pytest
-from proxyhelpers import frame, tap, wait_until
+from proxyhelpers import frame, read_exact, tap, wait_until
 from test_observe import scrape, value
 
 from proxy.testing import running_proxy_app
@@ -21,16 +21,6 @@ from simulator.testing import running_simulator
 def raw(msg_id: int, body: bytes) -> bytes:
     payload = struct.pack(">I", msg_id) + body
     return struct.pack(">I", len(payload)) + payload
-
-
-def read_exact(s: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
 
 
 def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
