@@ -27,8 +27,8 @@ def hours_source(config: GatewatchConfig, hours: MarketHours, now: datetime) -> 
     if hours.source(now) == "contract":
         return f"{hours_symbol(config.probes)} contract hours from the Gateway"
     if hours.known:
-        return f"NYSE calendar (the {hours_symbol(config.probes)} contract hours do not cover today)"
-    return "NYSE calendar (no contract hours from the Gateway)"
+        return f"NYSE calendar: the {hours_symbol(config.probes)} contract hours do not cover today"
+    return "NYSE calendar: no contract hours from the Gateway"
 
 
 def check_market(config: GatewatchConfig, now: datetime, hours: MarketHours) -> CheckResult:

@@ -100,7 +100,7 @@ def test_preflight_agrees_with_the_exporter_at_night(sim: object, tmp_path: Path
 def test_without_contract_hours_the_calendar_decides(tmp_path: Path, when: datetime, status: str) -> None:
     line = market_line(preflight_config(free_port(), tmp_path), when.astimezone(UTC))  # no Gateway there
     assert line.status == status, line
-    assert "NYSE calendar (no contract hours from the Gateway)" in line.detail
+    assert "NYSE calendar: no contract hours from the Gateway" in line.detail
 
 
 def test_schedule_looks_again_soon_while_closed(monkeypatch: pytest.MonkeyPatch) -> None:
