@@ -129,7 +129,10 @@ class JournalCorrupt(JournalError):
 def _connect(path: Path | str, *, read_only: bool) -> sqlite3.Connection:
     """Open and integrity-check the journal; raise :class:`JournalCorrupt` (not yet moved) if unreadable."""
     target = f"file:{path}?mode=ro" if read_only else str(path)
-    db = sqlite3.connect(target, uri=read_only, isolation_level=None, timeout=5.0)
+    try:
+        db = sqlite3.connect(target, uri=read_only, isolation_level=None, timeout=5.0)
+    except sqlite3.Error as exc:  # a directory, a path nothing may create: nothing to keep aside
+        raise _unusable(path, exc) from exc
     try:
         if not read_only:
             db.execute("PRAGMA journal_mode=WAL")
@@ -146,12 +149,18 @@ def _connect(path: Path | str, *, read_only: bool) -> sqlite3.Connection:
         db.close()
         if _unreadable(exc):
             raise JournalCorrupt(Path(path), str(exc), None) from exc
-        raise JournalError(
-            Path(path),
-            f"probe journal {path} cannot be used now ({exc}): left in place, nothing lost. Another process "
-            "may hold it locked (a second probe run, flatten, an sqlite3 shell); try again once it is done",
-        ) from exc
+        raise _unusable(path, exc) from exc
     return db
+
+
+def _unusable(path: Path | str, exc: Exception) -> JournalError:
+    """The journal cannot be opened or is busy: named, left in place (its content is not in doubt)."""
+    return JournalError(
+        Path(path),
+        f"probe journal {path} cannot be used now ({exc}): left in place, nothing lost. Another process "
+        "may hold it locked (a second probe run, flatten, an sqlite3 shell), or the path is not a file "
+        "gatewatch can write (active.journal_path)",
+    )
 
 
 _CORRUPT_CODES = (11, 26)
@@ -291,7 +300,10 @@ class Journal(JournalReader):
         """Open or create the journal; a corrupt one is kept aside and :class:`JournalCorrupt` raised."""
         where = Path(path)
         if str(path) != ":memory:":
-            where.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _unusable(where, exc) from exc
         try:
             db = _connect(str(path), read_only=False)
         except JournalCorrupt as exc:

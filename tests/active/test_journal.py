@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from probes.active.journal import Journal, JournalCorrupt, JournalError, JournalReader
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _order(journal: Journal, ref: str, action: str, scope: str) -> None:
@@ -111,3 +117,24 @@ def test_a_locked_journal_is_not_taken_for_corrupt_and_keeps_its_positions(tmp_p
         holder.close()
     with JournalReader(path) as reader:
         assert reader.net_positions() == {1: 1.0}
+
+
+@pytest.mark.parametrize("where", ["a-directory", "a-file/probes.sqlite"])
+def test_a_journal_path_that_cannot_be_a_file_is_named_and_nothing_is_moved(tmp_path, where):
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("kept")
+    with pytest.raises(JournalError, match=r"active\.journal_path") as seen:
+        Journal(tmp_path / where)
+    assert not isinstance(seen.value, JournalCorrupt) and str(tmp_path / where) in str(seen.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-directory", "a-file"]
+    assert (tmp_path / "a-file").read_text() == "kept"
+
+
+def test_flatten_names_an_unusable_journal_path_and_exits_2(tmp_path):
+    """No traceback and no 'cannot reach the Gateway': the file is at fault (exit 2), before any connection."""
+    config = tmp_path / "gatewatch.yaml"
+    config.write_text(json.dumps({"active": {"journal_path": str(tmp_path)}}))
+    done = subprocess.run([sys.executable, "-m", "gatewatch", "flatten", "--config", str(config)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and f"probe journal {tmp_path}" in done.stderr
