@@ -28,7 +28,7 @@ from gatewatch.ib.connect import connect
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE, JournalError
-from probes.active.orders import ProbeFailure, marketable_buy_limit, marketable_sell_limit
+from probes.active.orders import NOT_DONE, ProbeFailure, marketable_buy_limit, marketable_sell_limit
 from probes.active.runner import ActiveSession
 
 
@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     except OrderRefused as exc:
         print(f"gatewatch flatten: refused ({exc.reason}): {exc}", file=sys.stderr)
         return 1
+    except ProbeFailure as exc:
+        print(f"gatewatch flatten: not done: {exc}", file=sys.stderr)
+        return 1
     except JournalError as exc:
         print(f"gatewatch flatten: {exc}", file=sys.stderr)
         return 2
@@ -82,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(line.startswith(NOT_DONE) for line in done) else 0
 
 
-NOT_DONE = "NOT "
-"""Lines starting so name something left for a human; flatten then exits 1."""
 ALL_QUESTION = "Cancel EVERY open order and close EVERY position on this paper account?"
 REPAIR_QUESTION = (
     "Repair where the probes' journal and the Gateway disagree (buy back shorts the probes caused, "
@@ -207,12 +208,12 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
                 sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE, reducing=True)
             except OrderRefused as exc:
                 logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)
-                done.append(f"NOT closed {qty:g} {contract.localSymbol}: {exc}")
+                done.append(f"{NOT_DONE}closed {qty:g} {contract.localSymbol}: {exc}")
                 break
             result = await session.orders.wait_done_or_filled(sent, session.config.active.fill_timeout)
             if result.filled < lot:
                 await session.orders.cancel(sent)
-                done.append(f"NOT closed {contract.localSymbol}: {result.status}")
+                done.append(f"{NOT_DONE}closed {contract.localSymbol}: {result.status}")
                 break
             remaining -= lot
         else:
@@ -227,7 +228,7 @@ async def _cancel_as_client(config: GatewatchConfig, client_id: int, orders: lis
         await connect(ib, config.gateway, client_id)
     except (ConnectionError, TimeoutError, OSError) as exc:
         return [
-            f"NOT cancelled {len(orders)} order(s) of client {client_id}: cannot connect as that client "
+            f"{NOT_DONE}cancelled {len(orders)} order(s) of client {client_id}: cannot connect as that client "
             f"(still connected? error 326): {type(exc).__name__} {exc}"
         ]
     try:

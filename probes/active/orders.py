@@ -23,13 +23,15 @@ from ib_async import IB, Contract, Fill, LimitOrder, Ticker, Trade
 from loguru import logger
 
 from gatewatch.config import ActiveConfig
-from probes.active.guard import PaperGuard, SentOrder
+from probes.active.guard import OrderRefused, PaperGuard, SentOrder
 from probes.active.holdings import Holding, reconcile
 from probes.active.journal import Journal
 from probes.active.pacing import PacingGovernor
 from probes.state import ProbeState
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
+NOT_DONE = "NOT "
+"""A clean-up or flatten line starting so names something left undone (flatten then exits 1)."""
 CANCEL_OF_FILLED = (161, 10148)
 DELIBERATE_ESCALATION = "close_retry"
 """The probe whose close escalates by design; its escalation is logged as information."""
@@ -504,10 +506,17 @@ class ProbeOrders:
             if contract is None or holding.reducible <= 0:
                 continue  # a disagreement: logged and exported by holdings(), repaired by flatten
             contract.exchange = contract.exchange or "SMART"
-            await self.close(contract, holding.reducible, probe=probe, wait=self.active.close_retry_wait)
-            actions.append(f"closed {holding.reducible:g} of {contract.localSymbol or contract.symbol}")
+            name = contract.localSymbol or contract.symbol
+            try:  # one contract that cannot be closed now must not keep the others open
+                await self.close(contract, holding.reducible, probe=probe, wait=self.active.close_retry_wait)
+            except (ProbeFailure, OrderRefused) as exc:
+                logger.error("probe cleanup: {} of {} not closed: {}", holding.reducible, name, exc)
+                actions.append(f"{NOT_DONE}closed {holding.reducible:g} of {name}: {exc}")
+                continue
+            actions.append(f"closed {holding.reducible:g} of {name}")
         for action in actions:
-            logger.info("probe cleanup: {}", action)
+            if not action.startswith(NOT_DONE):  # those were logged as errors above
+                logger.info("probe cleanup: {}", action)
         return actions
 
 

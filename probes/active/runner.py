@@ -32,7 +32,7 @@ from probes.active.context import ProbeContext
 from probes.active.guard import OrderRefused, PaperGuard
 from probes.active.instrument import resolve_instrument
 from probes.active.journal import Journal, JournalError
-from probes.active.orders import ProbeFailure, ProbeOrders
+from probes.active.orders import NOT_DONE, ProbeFailure, ProbeOrders
 from probes.active.pacing import GatewayBudget, PacingGovernor, gateway_budget
 from probes.state import ProbeState
 
@@ -194,9 +194,17 @@ class ActiveSession:
             self.metrics.positions = len(self.journal.net_positions())
 
     async def recover(self) -> list[str]:
-        """Paper check, then cancel/close what earlier (crashed) runs left behind."""
+        """Paper check, then cancel/close what earlier (crashed) runs left behind.
+
+        Raises ProbeFailure (naming each) when something could not be closed: probes must not
+        add to a position recovery could not take off.
+        """
         self.guard.check_paper()
-        return await self.orders.cleanup(probe="recovery")
+        done = await self.orders.cleanup(probe="recovery")
+        left = [line for line in done if line.startswith(NOT_DONE)]
+        if left:
+            raise ProbeFailure("recovery incomplete: " + "; ".join(left))
+        return done
 
     async def context(self) -> ProbeContext:
         instrument = await resolve_instrument(self.ib, self.config.active, self.orders)

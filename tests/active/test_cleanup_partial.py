@@ -1,0 +1,42 @@
+"""Clean-up closes every contract it can: one it cannot close (no quote) is named, never a traceback,
+and does not keep the probes' other positions open."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from ib_async import Stock
+from support.active import held, open_orders
+
+from probes.active.runner import ActiveSession, run_probes
+from simulator import running_simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _probes_buy(config, symbols: list[str]) -> None:
+    async with ActiveSession(config) as session:
+        for symbol in symbols:
+            [contract] = await session.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
+            await session.orders.buy_marketable(contract, probe="fill")
+
+
+def test_one_unclosable_position_does_not_keep_the_others_open(tmp_path, config_for):
+    with running_simulator(account="DU1234567", seed=1, symbols=["SPY", "QQQ"], tick_hz=4.0, market="open",
+                           starting_cash=1_000_000.0) as sim:
+        config = config_for(sim)
+        asyncio.run(_probes_buy(config, ["QQQ", "SPY"]))
+        assert held(sim) == {"QQQ": 1.0, "SPY": 1.0}
+        sim.inject({"fault": "drop_bid_ask", "symbol": "QQQ", "for": 60})
+        path = tmp_path / "gatewatch.yaml"
+        path.write_text(config.model_dump_json())
+        done = subprocess.run([sys.executable, "-m", "gatewatch", "flatten", "--config", str(path)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert done.returncode == 1 and "NOT closed 1 of QQQ" in done.stdout, done.stdout + done.stderr[-800:]
+        assert held(sim) == {"QQQ": 1.0} and open_orders(sim) == []
+        report = asyncio.run(run_probes(config, only=["timeout"]))  # recovery cannot close QQQ: the run says so
+        assert not report.ok and "QQQ" in report.results[0].detail
