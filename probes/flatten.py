@@ -20,14 +20,14 @@ import asyncio
 import sys
 from pathlib import Path
 
-from ib_async import IB, LimitOrder, Order
+from ib_async import IB, Contract, LimitOrder, Order
 from loguru import logger
 
 from gatewatch.config import GatewatchConfig, load_config
 from gatewatch.ib.connect import connect
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
-from probes.active.journal import OPERATOR_SCOPE, JournalError
+from probes.active.journal import OPERATOR_SCOPE, PROBE_SCOPE, JournalError
 from probes.active.orders import NOT_DONE, ProbeFailure, marketable_buy_limit, marketable_sell_limit
 from probes.active.runner import ActiveSession
 
@@ -145,23 +145,39 @@ async def _buy_back(session: ActiveSession, con_id: int, quantity: float) -> str
     contract = (await session.orders.held_by_gateway()).get(con_id, (None, 0.0))[0]
     if contract is None:
         return f"{NOT_DONE}bought back conId {con_id}: the Gateway no longer lists it"
+    left, why = await _trade_out(session, contract, "BUY", quantity, probe="repair", scope=PROBE_SCOPE)
+    if left:
+        return f"{NOT_DONE}bought back {left:g} {contract.localSymbol}: {why}"
+    return f"bought back {quantity:g} {contract.localSymbol or contract.symbol} (a short the probes caused)"
+
+
+async def _trade_out(
+    session: ActiveSession, contract: Contract, action: str, quantity: float, *, probe: str, scope: str
+) -> tuple[float, str]:
+    """Reduce a position by ``quantity``: marketable limits through the guard, one per max_quantity lot.
+
+    Returns what is left and why (``(0, "")`` when all filled). Stops at the first lot that is
+    refused, finds no quote or does not fill (that lot is cancelled): the caller names the rest.
+    """
     contract.exchange = contract.exchange or "SMART"
     remaining = quantity
     while remaining > 1e-9:
         lot = min(remaining, float(session.config.active.max_quantity))
         try:
-            _, ask = await session.orders.quote(contract)
-            sent = await session.orders.send_limit(
-                contract, "BUY", marketable_buy_limit(ask), probe="repair", quantity=lot, reducing=True
+            bid, ask = await session.orders.quote(contract)
+            price = marketable_sell_limit(bid) if action == "SELL" else marketable_buy_limit(ask)
+            await session.orders.pace()
+            sent = session.guard.place(
+                contract, LimitOrder(action, lot, price, tif="DAY"), probe=probe, scope=scope, reducing=True
             )
         except (OrderRefused, ProbeFailure) as exc:
-            return f"{NOT_DONE}bought back {remaining:g} {contract.localSymbol}: {exc}"
+            return remaining, str(exc)
         result = await session.orders.wait_done_or_filled(sent, session.config.active.fill_timeout)
         if result.filled < lot:
             await session.orders.cancel(sent)
-            return f"{NOT_DONE}bought back {remaining:g} {contract.localSymbol}: {result.status}"
+            return remaining, result.status
         remaining -= lot
-    return f"bought back {quantity:g} {contract.localSymbol or contract.symbol} (a short the probes caused)"
+    return 0.0, ""
 
 
 async def _flatten_everything(session: ActiveSession) -> list[str]:
@@ -174,7 +190,7 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
     handling, not closed blindly. These closes are journalled with the operator scope: they are
     ours to cancel after a crash, but their fills are not probe positions (see journal scopes).
     """
-    ib, guard, done = session.ib, session.guard, []
+    ib, done = session.ib, []
     timeout = session.config.gateway.request_timeout
     trades = await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), timeout)
     by_client: dict[int, list[Order]] = {}
@@ -195,27 +211,12 @@ async def _flatten_everything(session: ActiveSession) -> list[str]:
     for contract, qty in (await session.orders.held_by_gateway()).values():
         if qty == 0:
             continue
-        contract.exchange = contract.exchange or "SMART"
-        action = "SELL" if qty > 0 else "BUY"
-        remaining = abs(qty)
-        while remaining > 0:
-            lot = min(remaining, float(session.config.active.max_quantity))
-            try:
-                bid, ask = await session.orders.quote(contract)
-                price = marketable_sell_limit(bid) if action == "SELL" else marketable_buy_limit(ask)
-                order = LimitOrder(action, lot, price, tif="DAY")
-                await session.orders.pace()
-                sent = guard.place(contract, order, probe="flatten-all", scope=OPERATOR_SCOPE, reducing=True)
-            except OrderRefused as exc:
-                logger.error("flatten --all: {} {} needs manual handling: {}", contract.localSymbol, qty, exc)
-                done.append(f"{NOT_DONE}closed {qty:g} {contract.localSymbol}: {exc}")
-                break
-            result = await session.orders.wait_done_or_filled(sent, session.config.active.fill_timeout)
-            if result.filled < lot:
-                await session.orders.cancel(sent)
-                done.append(f"{NOT_DONE}closed {contract.localSymbol}: {result.status}")
-                break
-            remaining -= lot
+        left, why = await _trade_out(
+            session, contract, "SELL" if qty > 0 else "BUY", abs(qty), probe="flatten-all", scope=OPERATOR_SCOPE
+        )
+        if left:
+            logger.error("flatten --all: {} {:g} needs manual handling: {}", contract.localSymbol, qty, why)
+            done.append(f"{NOT_DONE}closed {left:g} of {qty:g} {contract.localSymbol}: {why}")
         else:
             done.append(f"closed {qty:g} {contract.localSymbol}")
     return done
