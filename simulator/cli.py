@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=178,
         metavar="N",
-        help="highest server version to negotiate: 178 (text protocol, default) or 213-222 (protobuf, "
+        help="highest server version to negotiate: 178 (text protocol, default) or 213-226 (protobuf, "
         "for clients that advertise it; needs IBKR's ibapi package)",
     )
     parser.add_argument(

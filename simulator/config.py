@@ -38,7 +38,7 @@ class SimConfig(BaseModel):
 
     max_server_version: int = 178
     """The highest server version to negotiate. 178 (the default) is the classic text protocol
-    ib_async and ib_insync speak; 213-222 serve clients that advertise them (IBKR's own 10.5x
+    ib_async and ib_insync speak; 213-226 serve clients that advertise them (IBKR's own 10.5x
     client) with protobuf messages (simulator/protobuf.py, needs IBKR's ``ibapi`` package)."""
 
     @field_validator("max_server_version")

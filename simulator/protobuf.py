@@ -29,7 +29,7 @@ from simulator.wire import UNSET_DOUBLE_STR
 PROTOBUF_MSG_ID = 200
 MIN_SERVER_VER_PROTOBUF = 201
 MIN_SERVED = 213  # every request category is protobuf from here on (REST_MESSAGES_3)
-MAX_SERVED = 222  # the highest version modelled; IBKR's 10.51 client advertises up to 226
+MAX_SERVED = 226  # IBKR's 10.51 client's highest; 223-226 add only optional order and tick fields
 
 
 def available() -> bool:

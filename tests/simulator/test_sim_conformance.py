@@ -165,8 +165,9 @@ def _proto_answer(s: socket.socket, msg_id: int, bound: float) -> tuple[int, byt
 
 
 def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
-    """Server version 222: every request id IBKR defines, as the protobuf message IBKR's client sends
-    at that version (an empty one where defaults are a valid request), gets an answer or an error."""
+    """Server version 226 (the highest served): every request id IBKR defines, as the protobuf
+    message IBKR's client sends at that version (an empty one where defaults are a valid request),
+    gets an answer or an error."""
     pytest.importorskip("ibapi.protobuf")
     from ibapi.protobuf.AccountDataRequest_pb2 import AccountDataRequest
     from ibapi.protobuf.IdsRequest_pb2 import IdsRequest
@@ -179,10 +180,10 @@ def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
         body = (mid + 200).to_bytes(4, "big") + payload
         s.sendall(len(body).to_bytes(4, "big") + body)
 
-    with running_simulator(port=0, control_port=None, max_server_version=222) as sim:
+    with running_simulator(port=0, control_port=None, max_server_version=226) as sim:
         s = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
         s.sendall(b"API\0" + len(b"v100..226").to_bytes(4, "big") + b"v100..226")
-        assert read_msg(s)[0] == "222"
+        assert read_msg(s)[0] == "226"
         send(s, 71, StartApiRequest(clientId=9).SerializeToString())
         send(s, 8, IdsRequest(numIds=1).SerializeToString())
         seen = [_proto_answer(s, 0, BOUND)[0] for _ in range(6)]  # the sync burst, then nextValidId

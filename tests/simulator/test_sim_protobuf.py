@@ -1,5 +1,5 @@
 """Server versions above 200 (simulator/protobuf.py): IBKR's own client advertises up to 226 and,
-served 222, speaks protobuf both ways; ib_async and ib_insync on the same simulator still get 178
+served 222 or 226, speaks protobuf both ways; ib_async and ib_insync on the same simulator still get 178
 and 176. Every exchange below is protobuf on the wire (ibapi's *ProtoBuf callbacks fire)."""
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ pytest.importorskip("ibapi.protobuf")
 
 
 @pytest.fixture
+def sim226() -> Iterator[SimHandle]:
+    with running_simulator(port=0, control_port=0, seed=1, tick_hz=20, max_server_version=226) as handle:
+        yield handle
+
+
+@pytest.fixture
 def sim222() -> Iterator[SimHandle]:
+    """Configured below the client's 226: the client gets 222."""
     with running_simulator(port=0, control_port=0, seed=1, tick_hz=20, max_server_version=222) as handle:
         yield handle
 
@@ -84,11 +91,12 @@ async def test_text_clients_keep_their_versions_beside_it(sim222: SimHandle) -> 
 def test_versions_outside_the_served_ranges_are_refused() -> None:
     from pydantic import ValidationError
 
-    for bad in (190, 201, 226):
+    for bad in (190, 201, 227):
         with pytest.raises(ValidationError, match="max_server_version"):
             running_simulator(max_server_version=bad).__enter__()
 
 
-def test_ibapi_at_222_gets_reference_data_and_streams(sim222: SimHandle) -> None:
-    """The same requests as at 178 (test_sim_never_silent), as protobuf both ways."""
-    ask_reference_and_streams(sim222.port, 32, 222)
+def test_ibapi_at_226_gets_reference_data_and_streams(sim226: SimHandle) -> None:
+    """The same requests as at 178 (test_sim_never_silent), as protobuf both ways, at the highest
+    version IBKR's client advertises."""
+    ask_reference_and_streams(sim226.port, 32, 226)
