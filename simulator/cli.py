@@ -16,6 +16,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from simulator.config import DEFAULT_MASTER_CLIENT_ID, SimConfig
+from simulator.protobuf import MAX_SERVED, MIN_SERVED
 from simulator.scenario import ScenarioError, load_scenario
 from simulator.server import Simulator
 
@@ -58,10 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-server-version",
         type=int,
-        default=178,
+        default=MAX_SERVED,
         metavar="N",
-        help="highest server version to negotiate: 178 (text protocol, default) or 213-226 (protobuf, "
-        "for clients that advertise it; needs IBKR's ibapi package)",
+        help=f"highest server version to negotiate: 157-178 (text protocol) or {MIN_SERVED}-{MAX_SERVED} "
+        f"(protobuf, for clients that advertise it; default {MAX_SERVED}); clients advertising less get "
+        "the highest served version in their range",
     )
     parser.add_argument(
         "--master-client-id",

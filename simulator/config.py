@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from simulator.protobuf import MAX_SERVED, MIN_SERVED, available
+
 ACCOUNT_ID = re.compile(r"[A-Z]{1,4}[0-9][A-Z0-9]{0,15}")
 SYMBOL = re.compile(r"[A-Z][A-Z0-9.]{0,9}")  # as probes.symbols in gatewatch.config
 DEFAULT_MASTER_CLIENT_ID = 901
@@ -36,18 +38,20 @@ class SimConfig(BaseModel):
     The default is gatewatch's exporter client id: the simulator comes configured as
     docs/deployment_validation_checklist.md asks a real Gateway to be."""
 
-    max_server_version: int = 178
-    """The highest server version to negotiate. 178 (the default) is the classic text protocol
-    ib_async and ib_insync speak; 213-226 serve clients that advertise them (IBKR's own 10.5x
-    client) with protobuf messages (simulator/protobuf.py, needs IBKR's ``ibapi`` package)."""
+    max_server_version: int = MAX_SERVED
+    """The highest server version to negotiate (default: the highest served). 157-178 is the classic
+    text protocol ib_async and ib_insync speak (they advertise at most 178 and get it whatever this
+    is); 213-226 serve clients that advertise them (IBKR's own 10.5x client) with protobuf messages
+    (simulator/protobuf.py, IBKR's schemas from the ``ibapi`` package). 179-212 are never spoken:
+    see ``session.negotiate``."""
 
     @field_validator("max_server_version")
     @classmethod
     def _served_version(cls, v: int) -> int:
-        from simulator.protobuf import MAX_SERVED, MIN_SERVED
-
         if not (157 <= v <= 178 or MIN_SERVED <= v <= MAX_SERVED):
             raise ValueError(f"must be 157-178 (text protocol) or {MIN_SERVED}-{MAX_SERVED} (protobuf), got {v}")
+        if v >= MIN_SERVED and not available():
+            raise ValueError(f"{v} needs IBKR's ibapi package with its protobuf schemas (ibapi-latest), not importable")
         return v
 
     @field_validator("symbols", mode="before")

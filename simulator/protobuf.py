@@ -184,7 +184,9 @@ def decode_request(msg_id: int, payload: bytes) -> list[str] | None:
         f[19] = _s(o.lmtPrice) if o.HasField("lmtPrice") else ""
         f[20] = _s(o.auxPrice) if o.HasField("auxPrice") else ""
         f[21], f[22], f[23], f[26] = o.tif, o.ocaGroup, o.account, o.orderRef
-        f[27] = _s(o.transmit) if o.HasField("transmit") else "1"
+        # IBKR's client sets transmit only when true (client_utils.createOrderProto: "if order.transmit:
+        # orderProto.transmit = ..."), so an absent field is an order sent with transmit false: held.
+        f[27] = "1" if o.transmit else "0"
         f[28], f[33], f[84] = _s(o.parentId), _s(o.outsideRth), _s(o.whatIf)
         return f
     return None

@@ -26,6 +26,31 @@ from simulator.wire import MAX_FRAME, Fields, ProtocolError, encode, split_field
 
 MIN_SERVER_VERSION = 157
 MAX_SERVER_VERSION = 178
+
+
+def negotiate(cmin: int, cmax: int, served: int) -> int | None:
+    """The server version to speak to a client advertising ``cmin..cmax``, or None (close it).
+
+    Only versions the simulator speaks correctly are ever chosen: 157-178 (the text protocol) and
+    ``protobuf.MIN_SERVED``..``served`` (protobuf). 179-212 add text fields and message forms the
+    simulator does not lay out, so a client advertising up to those gets the highest served version
+    inside its range (178 when its range reaches down that far), as a Gateway older than the client
+    would answer; a client whose range holds no served version is closed.
+    """
+    if served >= protobuf.MIN_SERVED and cmax >= protobuf.MIN_SERVED:
+        sv = min(cmax, served)
+        if sv >= cmin:
+            return sv
+    sv = min(cmax, MAX_SERVER_VERSION, served)
+    if sv < cmin or sv < MIN_SERVER_VERSION:
+        return None
+    return sv
+
+
+def served_ranges(served: int) -> str:
+    """The versions a simulator capped at ``served`` speaks, for log lines."""
+    text = f"{MIN_SERVER_VERSION}..{min(served, MAX_SERVER_VERSION)}"
+    return f"{text}, {protobuf.MIN_SERVED}..{served}" if served >= protobuf.MIN_SERVED else text
 HELLO_TIMEOUT = 10.0
 _VERSION_RE = re.compile(r"^v(\d+)(?:\.\.(\d+))?(?:\s+(.*))?$")
 
@@ -232,18 +257,15 @@ class Session:
             raise ProtocolError(f"bad version string {text[:60]!r}")
         cmin = int(match.group(1))
         cmax = int(match.group(2) or cmin)
-        sv = min(cmax, MAX_SERVER_VERSION)
         served = self.sim.max_server_version
-        if served >= protobuf.MIN_SERVED and cmax >= protobuf.MIN_SERVED and protobuf.available():
-            sv = min(cmax, served)
-        if sv < cmin or sv < MIN_SERVER_VERSION:
+        sv = negotiate(cmin, cmax, served)
+        if sv is None:
             logger.warning(
-                "client {} offers versions {}..{}, outside {}..{}; closing",
+                "client {} offers versions {}..{}; served: {}; closing",
                 self.peer,
                 cmin,
                 cmax,
-                MIN_SERVER_VERSION,
-                MAX_SERVER_VERSION,
+                served_ranges(served),
             )
             self.abort()
             return False

@@ -165,7 +165,7 @@ def _proto_answer(s: socket.socket, msg_id: int, bound: float) -> tuple[int, byt
 
 
 def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
-    """Server version 226 (the highest served): every request id IBKR defines, as the protobuf
+    """Server version 226 (the highest served, by default): every request id IBKR defines, as the protobuf
     message IBKR's client sends at that version (an empty one where defaults are a valid request),
     gets an answer or an error."""
     pytest.importorskip("ibapi.protobuf")
@@ -180,7 +180,7 @@ def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
         body = (mid + 200).to_bytes(4, "big") + payload
         s.sendall(len(body).to_bytes(4, "big") + body)
 
-    with running_simulator(port=0, control_port=None, max_server_version=226) as sim:
+    with running_simulator(port=0, control_port=None) as sim:  # the default: the highest served
         s = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
         s.sendall(b"API\0" + len(b"v100..226").to_bytes(4, "big") + b"v100..226")
         assert read_msg(s)[0] == "226"
@@ -191,7 +191,7 @@ def test_no_request_left_without_an_answer_at_the_highest_version() -> None:
         resting = PlaceOrderRequest(orderId=9003)  # a resting buy, so that the global cancel has work
         resting.contract.conId, resting.contract.exchange = 756733, "SMART"
         resting.order.action, resting.order.totalQuantity, resting.order.orderType = "BUY", "1", "LMT"
-        resting.order.lmtPrice = 1.01
+        resting.order.lmtPrice, resting.order.transmit = 1.01, True
         bodies = {
             6: AccountDataRequest(subscribe=True, acctCode=ACCT).SerializeToString(),
             3: resting.SerializeToString(),

@@ -10,15 +10,24 @@ Gateway's error).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from ib_async import IB, Stock
 from support.ibapi_client import ask_reference_and_streams
 
-from simulator.testing import SimHandle
+from simulator.testing import SimHandle, running_simulator
 
 END = "20261130 15:00:00 US/Eastern"
+
+
+@pytest.fixture
+def sim() -> Iterator[SimHandle]:
+    """Capped at 178, so that IBKR's client speaks the text protocol here too (the same requests
+    at 226, as protobuf: test_sim_protobuf.py)."""
+    with running_simulator(port=0, control_port=0, seed=1, tick_hz=20, max_server_version=178) as handle:
+        yield handle
 
 
 async def _until(pred: Any, timeout: float = 7.0) -> None:
