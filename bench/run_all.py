@@ -6,7 +6,7 @@ Prints the machine (CPU model, cores, RAM, Python, OS) and a table of figures wi
 as ratios where a peer exists; with --write, puts the same into docs/performance.md between the
 generated-section markers. Reuses the other bench scripts' functions (bench_exporter's disconnect
 detection, bench_probes' event-driven fill measurement) and the e2e helper's real Prometheus /
-Alertmanager overlay (tests/support/promstack.py); runs the simulator bench as is.
+Alertmanager from the local stack (gatewatch.localstack); runs the simulator bench as is.
 """
 
 from __future__ import annotations
@@ -31,15 +31,18 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "support")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loguru import logger  # noqa: E402
 
 from gatewatch.config import GatewatchConfig  # noqa: E402
+from gatewatch.localstack import configs as stack_configs  # noqa: E402
+from gatewatch.localstack import servers  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
+from gatewatch.localstack.process import Process, gatewatch_command  # noqa: E402
+from gatewatch.localstack.smtp import MailSink  # noqa: E402
 from gatewatch.rehearsal import configs  # noqa: E402
 from gatewatch.rehearsal.observe import scrape  # noqa: E402
-from gatewatch.rehearsal.processes import ManagedProcess, gatewatch_command, wait_http  # noqa: E402
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions  # noqa: E402
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
@@ -95,7 +98,7 @@ def machine() -> dict[str, str]:
 @contextlib.contextmanager
 def sim_and_exporter(work: Path, symbols: list[str], tick_hz: float = 4.0, active: bool = False,
                      duration: float = 600.0, compressed: bool = True,
-                     ) -> Iterator[tuple[ManagedProcess, ManagedProcess, configs.Ports]]:
+                     ) -> Iterator[tuple[Process, Process, configs.Ports]]:
     """A simulator and an exporter as processes (as in the stack); the exporter's config is the
     rehearsal's, with the active probes on or off. ``compressed=False`` keeps the shipped probe
     intervals (a production session's cost) instead of the rehearsal's shortened ones."""
@@ -107,13 +110,14 @@ def sim_and_exporter(work: Path, symbols: list[str], tick_hz: float = 4.0, activ
         config.probes.reconciliation_interval = shipped.reconciliation_interval
         config.probes.historical.interval = shipped.historical.interval
     config_path = configs.write_gatewatch_config(config, work / "gatewatch.yaml")
-    sim = ManagedProcess("simulator", gatewatch_command(
+    sim = Process("simulator", gatewatch_command(
         "sim", "--port", str(ports.gateway), "--control-port", str(ports.control), "--seed", "1",
-        "--symbols", ",".join(symbols), "--tick-hz", f"{tick_hz:g}"), work / "simulator.log").start()
-    exporter: ManagedProcess | None = None
+        "--symbols", ",".join(symbols), "--tick-hz", f"{tick_hz:g}"), work / "simulator.log",
+        ready_url=f"http://127.0.0.1:{ports.control}/healthz").start()
+    exporter: Process | None = None
     try:
-        wait_http(f"http://127.0.0.1:{ports.control}/healthz", 30, sim)
-        exporter = ManagedProcess("exporter", gatewatch_command(
+        sim.wait_ready(30)
+        exporter = Process("exporter", gatewatch_command(
             "exporter", "--config", str(config_path)), work / "exporter.log").start()
         wait_connected(f"http://127.0.0.1:{ports.exporter}/metrics", exporter)
         yield sim, exporter, ports
@@ -123,7 +127,7 @@ def sim_and_exporter(work: Path, symbols: list[str], tick_hz: float = 4.0, activ
                 p.stop()
 
 
-def wait_connected(url: str, process: ManagedProcess, timeout: float = 60) -> None:
+def wait_connected(url: str, process: Process, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
@@ -181,23 +185,23 @@ def bench_detection(report: Report, trials: int) -> None:
 
 def bench_detection_email(report: Report, trials: int, work: Path) -> None:
     """Disconnect to GatewayDown e-mail through real Prometheus + Alertmanager (the e2e overlay)."""
-    import promstack
-
-    if promstack.binaries_missing():
-        report.notes.append(f"e-mail detection skipped: missing {promstack.binaries_missing()}")
+    if servers.binaries_missing():
+        report.notes.append(f"e-mail detection skipped: missing {servers.binaries_missing()}")
         return
     for label, max_for in (("rule `for` removed (pipeline only)", "0s"), ("shipped `for: 10s`", "1h")):
+        timing = stack_configs.Timing(interval=0.25, for_scale=0.0 if max_for == "0s" else 1.0, group_scale=0.0)
         delays: list[float] = []
         folder = work / f"email-{max_for}"
         folder.mkdir(parents=True, exist_ok=True)
         with sim_and_exporter(folder / "pair", ["SPY", "QQQ", "IWM"]) as (_sim, _exporter, ports), \
-                promstack.smtp_sink() as sink:
-            am_config = promstack.render_alertmanager_config(folder / "am", smtp_port=sink.port)
-            with promstack.running_alertmanager(am_config, folder / "am") as am:
-                prom_config = promstack.overlay_prometheus_config(
-                    folder / "prom", exporter_target=f"127.0.0.1:{ports.exporter}",
-                    alertmanager_target=am.address, interval="250ms", max_for=max_for)
-                with promstack.running_prometheus(prom_config, folder / "prom") as prom:
+                MailSink() as sink:
+            smtp = stack_configs.local_smtp_settings(sink.host, sink.port, folder / "no_password")
+            am_config = stack_configs.render_alertmanager_config(folder / "am", smtp, timing)
+            with servers.running_alertmanager(am_config, folder / "am") as am:
+                prom_config = stack_configs.render_prometheus_config(
+                    folder / "prom", exporter=f"127.0.0.1:{ports.exporter}", alertmanager=am.address,
+                    timing=timing)
+                with servers.running_prometheus(prom_config, folder / "prom") as prom:
                     prom.wait_for_target_up("gatewatch", timeout=30)
                     prom.wait_for_alertmanager(timeout=30)
                     time.sleep(2)
@@ -214,7 +218,7 @@ def bench_detection_email(report: Report, trials: int, work: Path) -> None:
         limit = 2.0 if max_for == "0s" else 12.0
         report.add("detection", f"disconnect -> alert e-mail, {label}, median of {trials} (s)",
                    f"{statistics.median(delays):.2f}", goal, statistics.median(delays) < limit)
-    report.notes.append("E-mail path: Prometheus and Alertmanager from the e2e overlay (tests/support/promstack.py)"
+    report.notes.append("E-mail path: Prometheus and Alertmanager from the local stack (gatewatch.localstack) overlay"
                         " at 250 ms scrape/evaluation, group_wait 0s; the shipped route's critical group_wait"
                         " (5 s) adds to the shipped figure in production.")
 
@@ -280,7 +284,7 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
         exp_cpu = cpu_share(exporter.pid, seconds)
         exp_rss = psutil.Process(exporter.pid).memory_info().rss
         scrapes = scrape_times(f"http://127.0.0.1:{ports.exporter}/metrics", 1000)
-        bare = ManagedProcess("bare", [sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port",
+        bare = Process("bare", [sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port",
                                        str(ports.gateway), "--symbols", ",".join(symbols)],
                               work / "overhead" / "bare.log").start()
         try:

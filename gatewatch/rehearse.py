@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from gatewatch.config import ConfigError, parse_duration
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.logs import setup_logging
-from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
 
 DEFAULT_SCENARIO = REPO_ROOT / "scenarios" / "chaos.yaml"

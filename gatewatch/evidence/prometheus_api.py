@@ -70,6 +70,14 @@ class PrometheusClient:
         except (urllib.error.URLError, OSError):
             return False
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts as Prometheus sees them (/api/v1/alerts)."""
+        return list(self._get("/api/v1/alerts", {})["alerts"])
+
+    def alertmanagers(self) -> list[str]:
+        """URLs of the Alertmanagers Prometheus sends to (/api/v1/alertmanagers, active ones)."""
+        return [am["url"] for am in self._get("/api/v1/alertmanagers", {})["activeAlertmanagers"]]
+
     def query(self, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
         """Instant query at unix time ``at``: [(labels, value)]; a scalar comes back as one series."""
         data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})

@@ -1,9 +1,11 @@
 """The configuration a rehearsal generates: gatewatch's, Prometheus's and Alertmanager's.
 
 Why generated and not the files in the repo as they are: a rehearsal compresses a 2-hour session
-into minutes, so probe intervals, scrape and evaluation intervals and alert ``for:`` durations must
-shrink with it, and every port is a free loopback port. Everything else (thresholds, rule
-expressions, gates) is the repo's own, so the rehearsal tests what the operator will run.
+into minutes, so probe intervals, scrape and evaluation intervals, alert ``for:`` durations and
+Alertmanager group timings shrink with it, and every port is a free loopback port. Prometheus's and
+Alertmanager's files are rendered from the shipped ones by :mod:`gatewatch.localstack.configs`
+(thresholds, rule expressions, routes, inhibit rules, e-mail templates unchanged), so the rehearsal
+tests what the operator will run.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 
 import yaml
 
-from gatewatch import safe_yaml
-from gatewatch.config import GatewatchConfig, load_config, parse_duration
-from gatewatch.rehearsal.processes import REPO_ROOT
+from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.localstack.configs import (
+    Timing,
+    local_smtp_settings,
+    render_alertmanager_config,
+    render_prometheus_config,
+)
 
-RULES_DIR = REPO_ROOT / "prometheus" / "rules"
-ALERTMANAGER_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
 MIN_ALERT_FOR_SECONDS = 2.0
+"""A compressed ``for:`` stays at least this long: one noisy sample must still not fire an alert."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,8 @@ def gatewatch_config(base: Path | None, ports: Ports, duration_seconds: float, o
     The paper-port list is set to the simulator's port so the active probes' guard (paper account,
     paper flag, paper port) passes for the right reason: the target really is the simulator.
     """
-    config = load_config(base) if base is not None else GatewatchConfig()
+    # the environment does not choose the Gateway: a rehearsal only ever watches its own simulator
+    config = load_config(base, environ={}) if base is not None else GatewatchConfig()
     interval = active_interval_for(duration_seconds)
     data = config.model_dump(mode="json")
     data["gateway"].update(host="127.0.0.1", port=ports.gateway, paper=True, paper_ports=[ports.gateway],
@@ -81,41 +87,16 @@ def gatewatch_config(base: Path | None, ports: Ports, duration_seconds: float, o
     return GatewatchConfig.model_validate(data)
 
 
-def write_yaml(data: Any, path: Path) -> Path:
+def write_gatewatch_config(config: GatewatchConfig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     return path
 
 
-def write_gatewatch_config(config: GatewatchConfig, path: Path) -> Path:
-    return write_yaml(config.model_dump(mode="json"), path)
-
-
-def _format_seconds(seconds: float) -> str:
-    return f"{max(0, round(seconds * 1000))}ms"
-
-
-def scale_rule_file(source: Path, scale: float) -> dict[str, Any]:
-    """A rule file with every alert's ``for:`` multiplied by ``scale`` (at least 2 s when non-zero)."""
-    data = safe_yaml.load_file(source) or {}
-    for group in data.get("groups", []) or []:
-        for rule in group.get("rules", []) or []:
-            if "alert" in rule and rule.get("for"):
-                seconds = parse_duration(str(rule["for"]))
-                if seconds > 0 and scale < 1:
-                    rule["for"] = _format_seconds(max(MIN_ALERT_FOR_SECONDS, seconds * scale))
-            if "alert" in rule and rule.get("keep_firing_for") and scale < 1:
-                keep = parse_duration(str(rule["keep_firing_for"]))
-                rule["keep_firing_for"] = _format_seconds(keep * scale)
-    return data
-
-
-def rule_files() -> list[Path]:
-    """The repo's Prometheus rule files (alerting and recording), if they exist yet."""
-    if not RULES_DIR.is_dir():
-        return []
-    return sorted(p for p in RULES_DIR.iterdir() if p.suffix in (".yml", ".yaml") and not p.name.endswith(
-        ("_test.yml", "_test.yaml")) and "test" not in p.parent.name)
+def timing_for(scale: float, duration_seconds: float) -> Timing:
+    """The overlay a rehearsal runs the shipped rules and routes with: time compressed by ``scale``."""
+    return Timing(interval=scrape_interval_for(duration_seconds), for_scale=min(1.0, scale),
+                  min_for=MIN_ALERT_FOR_SECONDS, group_scale=min(1.0, scale))
 
 
 MARKET_OPEN_RULES: dict[str, Any] = {
@@ -137,58 +118,17 @@ scrape, without touching the exporter or the rules."""
 
 def write_prometheus_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path,
                             market_always_open: bool = True) -> Path:
-    """prometheus.yml scraping the exporter as job "gatewatch" (the name the gates use)."""
-    interval = _format_seconds(scrape_interval_for(duration_seconds))
-    rules_out = out_dir / "prometheus" / "rules"
-    written = [str(write_yaml(scale_rule_file(src, scale), rules_out / src.name)) for src in rule_files()]
-    if market_always_open:
-        written.append(str(write_yaml(MARKET_OPEN_RULES, rules_out / "rehearsal-market-open.yml")))
-    config = {
-        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-        "rule_files": written,
-        "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}],
-        },
-        "scrape_configs": [
-            {"job_name": "gatewatch", "static_configs": [{"targets": [f"127.0.0.1:{ports.exporter}"]}]},
-        ],
-    }
-    return write_yaml(config, out_dir / "prometheus" / "prometheus.yml")
+    """The shipped prometheus.yml and rules for the rehearsal's loopback ports, time compressed."""
+    extra = {"rehearsal-market-open.yml": MARKET_OPEN_RULES} if market_always_open else None
+    return render_prometheus_config(out_dir / "prometheus", exporter=f"127.0.0.1:{ports.exporter}",
+                                    prometheus=f"127.0.0.1:{ports.prometheus}",
+                                    alertmanager=f"127.0.0.1:{ports.alertmanager}",
+                                    timing=timing_for(scale, duration_seconds), extra_rules=extra)
 
 
-def write_alertmanager_config(ports: Ports, out_dir: Path) -> Path:
-    """Every alert to one e-mail receiver on the local SMTP sink, with the repo's inhibitions.
-
-    Real receivers (the operator's mail server, phone pushes) are replaced: a rehearsal must never
-    page anyone. The repo's inhibit rules and grouping are kept, since they shape what arrives.
-    """
-    repo: dict[str, Any] = {}
-    if ALERTMANAGER_CONFIG.is_file():
-        repo = safe_yaml.load_file(ALERTMANAGER_CONFIG) or {}
-    group_by = (repo.get("route") or {}).get("group_by", ["alertname"])
-    config: dict[str, Any] = {
-        "global": {
-            "smtp_smarthost": f"127.0.0.1:{ports.smtp}",
-            "smtp_from": "gatewatch-rehearsal@localhost",
-            "smtp_require_tls": False,
-        },
-        "route": {
-            "receiver": "rehearsal-mail",
-            "group_by": group_by,
-            "group_wait": "0s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [{
-            "name": "rehearsal-mail",
-            "email_configs": [{"to": "operator@localhost", "send_resolved": True}],
-        }],
-    }
-    if repo.get("inhibit_rules"):
-        config["inhibit_rules"] = repo["inhibit_rules"]
-    return write_yaml(config, out_dir / "alertmanager" / "alertmanager.yml")
-
-
-def seconds(value: str | float) -> float:
-    """Parse a duration the way the rest of gatewatch does (``90s``, ``10m``, ``1h``)."""
-    return parse_duration(value)
+def write_alertmanager_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path) -> Path:
+    """The shipped Alertmanager config (render.sh: routes, grouping, inhibit rules, e-mail templates)
+    delivering to the rehearsal's own SMTP sink: a rehearsal never pages anyone, and whatever SMTP
+    settings the operator's environment holds are not used."""
+    smtp = local_smtp_settings("127.0.0.1", ports.smtp, out_dir / "alertmanager" / "no_password")
+    return render_alertmanager_config(out_dir / "alertmanager", smtp, timing_for(scale, duration_seconds))

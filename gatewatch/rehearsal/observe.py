@@ -13,7 +13,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gatewatch.rehearsal.processes import http_get
+from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
+from gatewatch.localstack.net import http_get
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -66,12 +67,9 @@ def sim_state(control_port: int, timeout: float = 5.0) -> dict[str, Any]:
 
 
 def firing_alerts(prometheus_url: str, timeout: float = 2.0) -> list[str]:
-    """Names of the alerts firing right now, according to Prometheus."""
-    from urllib.parse import quote
-
-    query = quote('ALERTS{alertstate="firing"}')
-    status, body = http_get(f"{prometheus_url}/api/v1/query?query={query}", timeout=timeout)
-    if status != 200:
+    """Names of the alerts firing right now, according to Prometheus (none when it cannot say)."""
+    try:
+        result = PrometheusClient(prometheus_url, timeout=timeout).query('ALERTS{alertstate="firing"}', time.time())
+    except PrometheusError:
         return []
-    result = json.loads(body).get("data", {}).get("result", [])
-    return sorted({item["metric"].get("alertname", "?") for item in result})
+    return sorted({labels.get("alertname", "?") for labels, _ in result})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,17 +19,26 @@ from typing import Any
 
 from loguru import logger
 
-from gatewatch.config import GatewatchConfig
+from gatewatch.config import GATEWAY_ENV, GatewatchConfig
+from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
 from gatewatch.localstack.net import free_port
+from gatewatch.localstack.process import Process, child_environment, gatewatch_command
+from gatewatch.localstack.servers import (
+    ALERTMANAGER_BINARIES,
+    PROMETHEUS_BINARIES,
+    alertmanager_argv,
+    find_binary,
+    prometheus_argv,
+)
+from gatewatch.localstack.smtp import MailSink
 from gatewatch.rehearsal import configs, observe
 from gatewatch.rehearsal.checks import LedgerCheck, check_ledger, open_probe_orders, probe_positions
-from gatewatch.rehearsal.mailsink import MailSink
-from gatewatch.rehearsal.processes import ManagedProcess, gatewatch_command, wait_http
 from gatewatch.rehearsal.timeline import TimedFault, fired_by, load_timeline, time_scale_for, write_timeline
 
 DEFAULT_SYMBOLS = ["SPY", "QQQ", "IWM"]
-PROMETHEUS_BINARY = "prometheus"
-ALERTMANAGER_BINARY = "prometheus-alertmanager"
+CHILD_ENV_DROPPED = (GATEWAY_ENV, "GATEWATCH_SMTP_*", "GATEWATCH_ALERT_*")
+"""What the operator's environment must not tell the rehearsal's processes: which Gateway to watch
+(a rehearsal only ever watches its own simulator) and where to send mail (it never pages anyone)."""
 STARTUP_ALERTS = "ExporterDown|GatewayDown"
 """Alerts that fire while the stack starts (Prometheus is up before the exporter is): the window
 opens only once they have cleared, so they never count against the session."""
@@ -93,10 +101,11 @@ class Rehearsal:
         self.config: GatewatchConfig = configs.gatewatch_config(
             options.config, self.ports, options.duration, self.out, options.symbols, options.account)
         self.config_path = self.out / "gatewatch.yaml"
-        self.sim: ManagedProcess | None = None
-        self.exporter: ManagedProcess | None = None
-        self.prometheus: ManagedProcess | None = None
-        self.alertmanager: ManagedProcess | None = None
+        self.env = child_environment(drop=CHILD_ENV_DROPPED)
+        self.sim: Process | None = None
+        self.exporter: Process | None = None
+        self.prometheus: Process | None = None
+        self.alertmanager: Process | None = None
         self.mail: MailSink | None = None
         self.window_start = 0.0
         self.window_end = 0.0
@@ -143,12 +152,12 @@ class Rehearsal:
             self._start_alerting()
         else:
             logger.warning("prometheus/prometheus-alertmanager not on PATH: no alerts and no verdict")
-        self.sim = ManagedProcess("simulator", gatewatch_command(
+        self.sim = Process("simulator", gatewatch_command(
             "sim", "--port", str(self.ports.gateway), "--control-port", str(self.ports.control),
             "--account", o.account, "--seed", str(o.seed), "--scenario", str(scenario_path),
             "--symbols", ",".join(o.symbols), "--tick-hz", f"{o.tick_hz:g}", "--market", o.market),
-            logs / "simulator.log").start()
-        wait_http(f"http://127.0.0.1:{self.ports.control}/healthz", 20, self.sim)
+            logs / "simulator.log", env=self.env, ready_url=f"http://127.0.0.1:{self.ports.control}/healthz").start()
+        self.sim.wait_ready(20)
         self.start_exporter()
         self._wait_connected_and_scraped(ready_timeout)
         self.window_start = time.time()
@@ -157,11 +166,11 @@ class Rehearsal:
         logger.info("rehearsal window opened: {:g}s, {} fault(s) at time scale {:.3g}{}", o.duration,
                     len(self.timeline), self.scale, f", first in {first:.1f}s" if first is not None else "")
 
-    def start_exporter(self) -> ManagedProcess:
-        self.exporter = ManagedProcess("exporter", gatewatch_command(
+    def start_exporter(self) -> Process:
+        self.exporter = Process("exporter", gatewatch_command(
             "exporter", "--config", str(self.config_path), "--listen", f"127.0.0.1:{self.ports.exporter}"),
-            self.out / "logs" / "exporter.log").start()
-        wait_http(f"http://127.0.0.1:{self.ports.exporter}/metrics", 30, self.exporter)
+            self.out / "logs" / "exporter.log", env=self.env, ready_url=self.metrics_url).start()
+        self.exporter.wait_ready(30)
         return self.exporter
 
     def kill_exporter(self) -> None:
@@ -169,31 +178,36 @@ class Rehearsal:
         if self.exporter:
             self.exporter.kill()
 
-    def restart_exporter(self) -> ManagedProcess:
+    def restart_exporter(self) -> Process:
         self.exporter_restarts += 1
         return self.start_exporter()
 
     def _stack_binaries_present(self) -> bool:
-        return all(shutil.which(b) for b in (PROMETHEUS_BINARY, ALERTMANAGER_BINARY))
+        return all(find_binary(names) for names in (PROMETHEUS_BINARIES, ALERTMANAGER_BINARIES))
+
+    @property
+    def prometheus_data(self) -> Path:
+        """Where the rehearsal's Prometheus keeps its data (``gatewatch evidence --prometheus-data``)."""
+        return self.out / "prometheus-data"
 
     def _start_alerting(self) -> None:
-        self.mail = MailSink(self.ports.smtp)
+        """The local stack's Alertmanager and Prometheus on the shipped files, time compressed."""
+        self.mail = MailSink(self.ports.smtp, mailbox_path=self.out / "mail" / "alerts.mbox")
         self.mail.start()
-        am_config = configs.write_alertmanager_config(self.ports, self.out)
-        self.alertmanager = ManagedProcess("alertmanager", [
-            ALERTMANAGER_BINARY, f"--config.file={am_config}",
-            f"--storage.path={self.out / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}", "--cluster.listen-address=",
-        ], self.out / "logs" / "alertmanager.log").start()
+        am_config = configs.write_alertmanager_config(self.ports, self.scale, self.options.duration, self.out)
+        am_addr = f"127.0.0.1:{self.ports.alertmanager}"
+        self.alertmanager = Process("alertmanager", alertmanager_argv(am_config, self.out / "alertmanager-data",
+                                                                      am_addr),
+                                    self.out / "logs" / "alertmanager.log", env=self.env,
+                                    ready_url=f"http://{am_addr}/-/ready").start()
         prom_config = configs.write_prometheus_config(self.ports, self.scale, self.options.duration, self.out,
                                                     market_always_open=self.options.market == "open")
-        self.prometheus = ManagedProcess("prometheus", [
-            PROMETHEUS_BINARY, f"--config.file={prom_config}",
-            f"--storage.tsdb.path={self.out / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{self.ports.prometheus}", "--web.enable-lifecycle",
-        ], self.out / "logs" / "prometheus.log").start()
-        wait_http(f"http://127.0.0.1:{self.ports.alertmanager}/-/ready", 30, self.alertmanager)
-        wait_http(f"http://127.0.0.1:{self.ports.prometheus}/-/ready", 30, self.prometheus)
+        prom_addr = f"127.0.0.1:{self.ports.prometheus}"
+        self.prometheus = Process("prometheus", prometheus_argv(prom_config, self.prometheus_data, prom_addr),
+                                  self.out / "logs" / "prometheus.log", env=self.env,
+                                  ready_url=f"http://{prom_addr}/-/ready").start()
+        self.alertmanager.wait_ready(30)
+        self.prometheus.wait_ready(30)
 
     def _wait_connected_and_scraped(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -213,8 +227,6 @@ class Rehearsal:
     def _prometheus_sees_exporter(self) -> bool:
         """Scraped, connected, and no critical alert left over from the start-up (ExporterDown
         fires while Prometheus waits for the exporter; it must not count against the session)."""
-        from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
-
         assert self.prometheus_url is not None
         client = PrometheusClient(self.prometheus_url, timeout=2)
         try:
@@ -302,8 +314,6 @@ class Rehearsal:
         from gatewatch.evidence.collect import collect
         from gatewatch.evidence.gates import load_gates
         from gatewatch.evidence.model import Window
-        from gatewatch.evidence.prometheus_api import PrometheusClient
-
         assert self.prometheus_url is not None
         # one evaluation interval so the last samples are in Prometheus before the query
         time.sleep(configs.scrape_interval_for(self.options.duration) * 2)

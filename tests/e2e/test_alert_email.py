@@ -75,7 +75,7 @@ def _start_exporter(tmp: Path, gateway_port: int) -> tuple[subprocess.Popen[byte
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise promstack.StackError(f"exporter exited: {(tmp / 'exporter.log').read_text()[-2000:]}")
+            raise RuntimeError(f"exporter exited: {(tmp / 'exporter.log').read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
                 return b"gatewatch_gateway_connected 1.0" in r.read()

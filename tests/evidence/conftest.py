@@ -6,14 +6,11 @@ about 20 s healthy, then an injected Gateway outage, each judged as its own wind
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +19,18 @@ from typing import Any
 import pytest
 import yaml
 
+from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
+from gatewatch.localstack.configs import Timing, render_prometheus_config
 from gatewatch.localstack.net import free_port
+from gatewatch.localstack.servers import running_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_SECONDS = 20
 
 
 
-def prom_query(url: str, expr: str) -> list[dict[str, Any]]:
-    query = urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=5) as response:
-        return list(json.loads(response.read())["data"]["result"])
+def connected(api: PrometheusClient, expr: str, value: float) -> bool:
+    return any(v == value for _, v in api.query(expr, time.time()))
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -41,33 +39,10 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         try:
             if predicate():
                 return
-        except OSError:
+        except (OSError, PrometheusError):
             pass
         time.sleep(0.25)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def start_prometheus(folder: Path, exporter_port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """Real Prometheus on a loopback port, 1 s scrapes and rule evaluation, the project's rule files."""
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in sorted((ROOT / "prometheus" / "rules").glob("*.yml"))],
-        "scrape_configs": [{"job_name": "gatewatch", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
-    }
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(folder / "prometheus.log", "wb"),  # noqa: SIM115
-    )
-    return process, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -77,15 +52,6 @@ class RecordedSession:
     outage: tuple[float, float]
     config: Path
     folder: Path
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -127,45 +93,50 @@ def recorded_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recor
             stderr=open(folder / "exporter.log", "wb"),  # noqa: SIM115
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        prometheus, url = start_prometheus(folder, exporter_port)
+        # the shipped prometheus.yml and rules (shipped for:), 1 s scrapes and evaluation, no Alertmanager
+        prom_config = render_prometheus_config(folder / "prom", exporter=f"127.0.0.1:{exporter_port}",
+                                               timing=Timing(interval=1.0))
         try:
-            wait_until(
-                lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2).status == 200,
-                30,
-                "Prometheus ready",
-            )
-            wait_until(
-                lambda: any(r["value"][1] == "1" for r in prom_query(url, 'up{job="gatewatch"}')),
-                30,
-                "the exporter scraped",
-            )
-            wait_until(
-                lambda: any(r["value"][1] == "1" for r in prom_query(url, "gatewatch_gateway_connected")),
-                30,
-                "the exporter connected to the simulator",
-            )
-            wait_until(lambda: prom_query(url, "gatewatch:clock_skew:abs_seconds"), 30, "a clock-skew sample")
-            healthy_start = time.time() + 1
-            time.sleep(SESSION_SECONDS + 2)
-            healthy_end = time.time()
-            outage_start = healthy_end
-            # not in the window's first seconds: increase() needs a sample before the event inside it
-            time.sleep(3)
-            sim.inject({"fault": "disconnect", "for": 4})
-            wait_until(
-                lambda: any(r["value"][1] == "0" for r in prom_query(url, "gatewatch_gateway_connected")),
-                20,
-                "Prometheus to see the outage",
-            )
-            wait_until(
-                lambda: any(r["value"][1] == "1" for r in prom_query(url, "gatewatch_gateway_connected")),
-                30,
-                "the exporter to reconnect",
-            )
-            remaining = SESSION_SECONDS + 1 - (time.time() - outage_start)
-            time.sleep(max(2.0, remaining))
-            outage_end = time.time()
-            yield RecordedSession(url, (healthy_start, healthy_end), (outage_start, outage_end), config_path, folder)
+            with running_prometheus(prom_config, folder, timeout=30) as prometheus:
+                url, api = prometheus.url, prometheus.api
+                wait_until(
+                    lambda: connected(api, 'up{job="gatewatch"}', 1.0),
+                    30,
+                    "the exporter scraped",
+                )
+                wait_until(
+                    lambda: connected(api, "gatewatch_gateway_connected", 1.0),
+                    30,
+                    "the exporter connected to the simulator",
+                )
+                wait_until(lambda: api.query("gatewatch:clock_skew:abs_seconds", time.time()), 30,
+                           "a clock-skew sample")
+                healthy_start = time.time() + 1
+                time.sleep(SESSION_SECONDS + 2)
+                healthy_end = time.time()
+                outage_start = healthy_end
+                # not in the window's first seconds: increase() needs a sample before the event inside it
+                time.sleep(3)
+                sim.inject({"fault": "disconnect", "for": 4})
+                wait_until(
+                    lambda: connected(api, "gatewatch_gateway_connected", 0.0),
+                    20,
+                    "Prometheus to see the outage",
+                )
+                wait_until(
+                    lambda: connected(api, "gatewatch_gateway_connected", 1.0),
+                    30,
+                    "the exporter to reconnect",
+                )
+                remaining = SESSION_SECONDS + 1 - (time.time() - outage_start)
+                time.sleep(max(2.0, remaining))
+                outage_end = time.time()
+                yield RecordedSession(url, (healthy_start, healthy_end), (outage_start, outage_end), config_path,
+                                      folder)
         finally:
-            _stop(prometheus)
-            _stop(exporter)
+            exporter.terminate()
+            try:
+                exporter.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                exporter.kill()
+                exporter.wait()

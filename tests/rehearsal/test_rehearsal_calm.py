@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.rehearsal import Scraper, alert_intervals
 
-from gatewatch.rehearsal.processes import REPO_ROOT
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
 
 pytestmark = [

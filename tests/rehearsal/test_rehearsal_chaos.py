@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support.rehearsal import ScrapeLog, Scraper, alert_intervals
 
-from gatewatch.rehearsal.processes import REPO_ROOT
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions, RehearsalResult
 from gatewatch.rehearsal.timeline import TimedFault
 from probes.active.journal import Journal

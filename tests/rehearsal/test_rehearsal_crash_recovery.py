@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal.checks import open_probe_orders, probe_positions
 from gatewatch.rehearsal.observe import scrape
-from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
 from probes.active.journal import Journal
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal.observe import scrape
-from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
 
 WARM_UP = 20.0

@@ -6,18 +6,20 @@ Generated Prometheus and Alertmanager configs are checked with the real promtool
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from gatewatch.cli import main as gatewatch_main
 from gatewatch.config import ConfigError, load_config
+from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal import configs
 from gatewatch.rehearsal.checks import check_ledger
-from gatewatch.rehearsal.processes import REPO_ROOT
 from gatewatch.rehearsal.timeline import (
     LEAD_IN_SECONDS,
     MIN_FAULT_SECONDS,
@@ -97,16 +99,64 @@ def test_generated_prometheus_config_and_scaled_rules_pass_promtool(tmp_path: Pa
     assert done.returncode == 0, done.stdout + done.stderr
     rules = yaml.safe_load((tmp_path / "prometheus" / "rules" / "alerts.yml").read_text())
     fors = {r["alert"]: r.get("for") for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    assert fors["GatewayDown"] == "2000ms"  # 10 s * 0.2
-    assert fors["ClockSkewHigh"] == "12000ms"  # 1 m * 0.2
+    assert fors["GatewayDown"] == "2s"  # 10 s * 0.2
+    assert fors["ClockSkewHigh"] == "12s"  # 1 m * 0.2
 
 
 @pytest.mark.skipif(not shutil.which("amtool"), reason="needs amtool")
 def test_generated_alertmanager_config_passes_amtool(tmp_path: Path) -> None:
-    path = configs.write_alertmanager_config(_ports(), tmp_path)
+    path = configs.write_alertmanager_config(_ports(), 0.1, 120.0, tmp_path)
     done = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert yaml.safe_load(path.read_text())["global"]["smtp_smarthost"] == "127.0.0.1:14105"
+
+
+ROUTE_TIMINGS = ("group_wait", "group_interval", "repeat_interval")
+
+
+def _shipped_alertmanager_config(tmp_path: Path) -> dict[str, Any]:
+    """alertmanager/render.sh as the compose service runs it, with an operator's SMTP settings."""
+    env = {"PATH": os.environ["PATH"], "GATEWATCH_SMTP_SMARTHOST": "smtp.example.org:587",
+           "GATEWATCH_ALERT_EMAIL_FROM": "gatewatch@example.org", "GATEWATCH_ALERT_EMAIL_TO": "op@example.org"}
+    out = tmp_path / "shipped.yml"
+    subprocess.run(["sh", str(REPO_ROOT / "alertmanager" / "render.sh"), str(out)], env=env, check=True,
+                   capture_output=True, timeout=10)
+    return dict(yaml.safe_load(out.read_text()))
+
+
+def _routes(route: dict[str, Any]) -> list[dict[str, Any]]:
+    return [route, *(r for child in route.get("routes", []) for r in _routes(child))]
+
+
+def _without(data: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(data, dict):
+        return {k: _without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [_without(v, keys) for v in data]
+    return data
+
+
+def test_rehearsal_and_test_alertmanager_configs_keep_the_shipped_routes_and_inhibitions(tmp_path: Path) -> None:
+    """The rehearsal's and the tests' Alertmanager run the shipped routes, grouping, inhibit rules,
+    receivers and e-mail templates; only the SMTP server, the recipient and shorter timings differ."""
+    from support import promstack
+
+    from gatewatch.config import parse_duration
+
+    shipped = _shipped_alertmanager_config(tmp_path)
+    assert shipped["inhibit_rules"] and shipped["route"]["routes"], "the shipped config has routes and inhibitions"
+    rehearsal = yaml.safe_load(configs.write_alertmanager_config(_ports(), 0.1, 120.0, tmp_path / "r").read_text())
+    tests = yaml.safe_load(promstack.render_alertmanager_config(tmp_path / "t", smtp_port=2525).read_text())
+    for name, overlay in (("rehearsal", rehearsal), ("tests", tests)):
+        assert overlay["inhibit_rules"] == shipped["inhibit_rules"], name
+        assert overlay["templates"] == shipped["templates"], name
+        assert _without(overlay["route"], ROUTE_TIMINGS) == _without(shipped["route"], ROUTE_TIMINGS), name
+        assert _without(overlay["receivers"], ("to",)) == _without(shipped["receivers"], ("to",)), name
+        for mine, theirs in zip(_routes(overlay["route"]), _routes(shipped["route"]), strict=True):
+            for key in ROUTE_TIMINGS:
+                if key in theirs:
+                    assert parse_duration(mine[key]) <= parse_duration(theirs[key]), (name, key)
+        assert overlay["global"]["smtp_smarthost"].startswith("127.0.0.1:"), "never the operator's server"
 
 
 def _args(*argv: str) -> argparse.Namespace:

@@ -116,7 +116,7 @@ def test_inhibition_and_email_delivery(tmp_path: Path) -> None:
             assert len(sink.matching(lambda m: "QuoteStale" in m.subject, start)) == 1
 
             assert down.subject == "[gatewatch] FIRING: GatewayDown (critical)"
-            assert down.recipients == ["operator@example.org"]
+            assert down.recipients == ["operator@localhost"]
             for expected in ("GatewayDown summary", "GatewayDown now 42", "docs/runbook.md#gatewaydown",
                              "Since:", "instance=exporter:14002"):
                 assert expected in down.text

@@ -120,7 +120,10 @@ def test_no_probe_run_threshold_is_twice_the_configured_schedule() -> None:
 
 
 def test_overlay_keeps_expressions_and_shortens_timing(tmp_path: Path) -> None:
-    written = promstack.overlay_rules(tmp_path, interval="1s", max_for="0s")
+    config = promstack.overlay_prometheus_config(
+        tmp_path / "prom", exporter_target="127.0.0.1:1", alertmanager_target="127.0.0.1:2",
+        prometheus_target="127.0.0.1:3")
+    written = sorted((tmp_path / "prom" / "rules").glob("*.yml"))
     assert {p.name for p in written} == {p.name for p in RULES.glob("*.yml")}
     for path in written:
         overlay = yaml.safe_load(path.read_text())
@@ -130,9 +133,6 @@ def test_overlay_keeps_expressions_and_shortens_timing(tmp_path: Path) -> None:
             for o_rule, p_rule in zip(o_group["rules"], p_group["rules"], strict=True):
                 assert o_rule["expr"] == p_rule["expr"]
                 assert o_rule.get("for", "0s") == "0s"
-    config = promstack.overlay_prometheus_config(
-        tmp_path / "prom", exporter_target="127.0.0.1:1", alertmanager_target="127.0.0.1:2",
-        prometheus_target="127.0.0.1:3")
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
     doc = yaml.safe_load(config.read_text())
@@ -178,7 +178,7 @@ def test_clock_skew_thresholds_follow_the_config() -> None:
 
 def test_data_coverage_tolerates_a_few_missed_scrapes_only() -> None:
     """The coverage gate's freshness limit against the production scrape interval."""
-    scrape = promstack._seconds(yaml.safe_load(promstack.PROMETHEUS_CONFIG.read_text())["global"]["scrape_interval"])
+    scrape = promstack.seconds(yaml.safe_load(promstack.PROMETHEUS_CONFIG.read_text())["global"]["scrape_interval"])
     gate = next(g for g in load_gates() if g.id == "data_coverage")
     fresh = float(re.search(r"<= bool ([0-9.]+)", gate.expr).group(1))  # type: ignore[union-attr]
     assert 3 * scrape <= fresh <= 10 * scrape
