@@ -26,7 +26,11 @@ from gatewatch.logs import setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prometheus", required=True, help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    source.add_argument("--prometheus-data", type=Path,
+                        help="a Prometheus data folder instead (e.g. a rehearsal's prometheus-data), read through "
+                        "a temporary read-only Prometheus on a copy")
     parser.add_argument("--from", dest="start", help="window start: ISO 8601 (no zone = UTC) or unix seconds")
     parser.add_argument("--to", dest="end", help="window end (default with --last: now)")
     parser.add_argument("--last", help="window length ending at --to or now, e.g. 2h, 90m")
@@ -91,6 +95,16 @@ def resolve_window(start: str | None, end: str | None, last: str | None, now: fl
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.prometheus_data is not None:
+        from gatewatch.localstack.servers import readonly_prometheus
+
+        with readonly_prometheus(args.prometheus_data) as url:
+            args.prometheus = url
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     config = load_config(args.config)
     gates = load_gates(args.gates)

@@ -23,6 +23,7 @@ import yaml
 
 from gatewatch.config import ConfigError
 from gatewatch.evidence.prometheus_api import PrometheusClient
+from gatewatch.localstack.configs import PROMETHEUS_CONFIG
 from gatewatch.localstack.net import free_port
 from gatewatch.localstack.process import Process, StartError
 
@@ -195,7 +196,8 @@ def readonly_prometheus(data_dir: Path, *, timeout: float = 60.0) -> Iterator[st
 
     Read-only for the folder given: Prometheus writes to its data folder (WAL replay, lock file,
     compaction), so it runs on a copy in a temporary folder, removed afterwards. It scrapes nothing
-    and evaluates no rules; what the recorded session's rules wrote (``ALERTS``, recording rules)
+    and evaluates no rules (its intervals are the shipped ones: subqueries step by them); what the
+    recorded session's rules wrote (``ALERTS``, recording rules)
     is in the data. Retention is long enough that no old block is deleted.
     """
     source = Path(data_dir)
@@ -208,8 +210,11 @@ def readonly_prometheus(data_dir: Path, *, timeout: float = 60.0) -> Iterator[st
         data = work / "data"
         shutil.copytree(source, data, ignore=shutil.ignore_patterns("lock", "queries.active"))
         config = work / "prometheus.yml"
-        config.write_text(yaml.safe_dump({"global": {"evaluation_interval": "1h", "scrape_interval": "1h"}}),
-                          encoding="utf-8")
+        # no jobs, no rules; the shipped global intervals, since a subquery's default step is the
+        # evaluation interval of the Prometheus that answers it (the gates use subqueries)
+        shipped = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8")) or {}
+        glob = {k: v for k, v in (shipped.get("global") or {}).items() if k != "external_labels"}
+        config.write_text(yaml.safe_dump({"global": glob}), encoding="utf-8")
         process, address = _start(
             "prometheus-readonly",
             lambda listen, folder: prometheus_argv(config, folder, listen, retention=READ_ONLY_RETENTION),

@@ -6,12 +6,16 @@ would be judged a failure.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from support.rehearsal import Scraper, alert_intervals
 
+from gatewatch.localstack.net import free_port
 from gatewatch.localstack.process import REPO_ROOT
 from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
 
@@ -22,7 +26,12 @@ pytestmark = [
 ]
 
 
-def test_calm_session_passes_with_clean_books(tmp_path: Path) -> None:
+def test_calm_session_passes_with_clean_books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: GATEWATCH_GATEWAY in the environment does not leak into the rehearsal (it only ever
+    watches its own simulator), and the rehearsal's Prometheus data gives the same full evidence
+    bundle through ``gatewatch evidence --prometheus-data``."""
+    elsewhere = free_port()  # a Gateway address nobody answers on: watching it would never connect
+    monkeypatch.setenv("GATEWATCH_GATEWAY", f"127.0.0.1:{elsewhere}")
     options = RehearsalOptions(duration=50.0, scenario=REPO_ROOT / "scenarios" / "calm.yaml", out_dir=tmp_path,
                                progress_every=10.0)
     with Rehearsal(options) as rehearsal:
@@ -43,3 +52,27 @@ def test_calm_session_passes_with_clean_books(tmp_path: Path) -> None:
     assert result.ledger.problems == []
     assert (tmp_path / "evidence" / "verdict.json").is_file()
     assert (tmp_path / "rehearsal.json").is_file()
+    assert rehearsal.config.gateway.port == rehearsal.ports.gateway != elsewhere
+    assert "GATEWATCH_GATEWAY" not in rehearsal.env
+
+    # evidence after the rehearsal, from its data folder alone (the stack is stopped by now)
+    out = tmp_path / "evidence-from-data"
+    before = _listing(rehearsal.prometheus_data)
+    done = subprocess.run([sys.executable, "-m", "gatewatch", "evidence", "--prometheus-data",
+                           str(rehearsal.prometheus_data), "--from", f"{rehearsal.window_start:.3f}",
+                           "--to", f"{rehearsal.window_end:.3f}", "--config", str(rehearsal.config_path),
+                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("verdict.json", "report.html", "report.md", "MANIFEST.sha256"):
+        assert (out / name).is_file(), name
+    from_data = json.loads((out / "verdict.json").read_text())
+    live = json.loads((tmp_path / "evidence" / "verdict.json").read_text())
+    assert from_data["pass"] is True
+    assert [g["id"] for g in from_data["gates"]] == [g["id"] for g in live["gates"]]
+    assert from_data["failed_gates"] == live["failed_gates"] == []
+    assert _listing(rehearsal.prometheus_data) == before, "the data folder given is only read"
+
+
+def _listing(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
