@@ -73,8 +73,8 @@ def test_native_stack_passes_its_config_to_the_simulator(tmp_path: Path) -> None
     stack.add_arguments(parser)
     args = parser.parse_args(["--no-prometheus", "--data-dir", str(tmp_path / "data")])
     config = stack.load_config(config_path)
-    children, _ = stack.plan_children(args, config, config_path, {})
-    argv = next(c.argv for c in children if c.name == "simulator")
+    plan = stack.plan_stack(args, config, config_path, {})
+    argv = next(p.argv for p in plan.processes if p.name == "simulator")
     assert argv[argv.index("sim") + 1:][-2:] == ["--config", str(config_path)]
     cfg = cli.config_from_args(parse(*argv[argv.index("sim") + 1:]))
     assert cfg.symbols == ["SPY", "AAPL"] and cfg.master_client_id == 777
