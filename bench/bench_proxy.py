@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from gatewatch.localstack.net import free_port  # noqa: E402
-from gatewatch.rehearsal.processes import gatewatch_command  # noqa: E402
+from gatewatch.localstack.process import gatewatch_command  # noqa: E402
 
 _LEN = struct.Struct(">I")
 
