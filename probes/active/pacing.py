@@ -30,6 +30,7 @@ from loguru import logger
 from probes.state import ProbeState
 
 PACING_CODES = (100, 162)
+"""100 is always the message rate; 162 is pacing only when its text says so (:func:`is_pacing_error`)."""
 DEFAULT_MAX_RATE = 20.0
 """Requests per second: well under 50 msg/s (100 market data lines / 2) and ib_async's own 45/s."""
 MAX_BACKOFF_STEPS = 3
@@ -127,6 +128,17 @@ def historical_key(*parts: object) -> str:
     return "|".join(str(p) for p in parts)
 
 
+def is_pacing_error(code: int, message: str) -> bool:
+    """Whether a Gateway error is a pacing violation.
+
+    Why the text matters: 162 is the Historical Market Data Service's code for everything it
+    answers, "Historical data request pacing violation" as well as "HMDS query returned no data"
+    (an empty window: a weekend, the night) and cancelled queries. Only the first is pacing; backing
+    off and retrying the others only repeats the question (and then trips the identical-request rule).
+    """
+    return code == 100 or (code == 162 and "pacing violation" in message.lower())
+
+
 class PacingGovernor:
     """Listens for pacing errors, pauses paced requests, retries requests hit by them."""
 
@@ -154,7 +166,7 @@ class PacingGovernor:
         self.ib.errorEvent -= self._on_error
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Contract | None = None) -> None:
-        if code not in PACING_CODES:
+        if not is_pacing_error(code, message):
             return
         self.errors_seen[code] += 1
         self._step = min(self._step + 1, MAX_BACKOFF_STEPS)

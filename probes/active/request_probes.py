@@ -14,7 +14,7 @@ from ib_async import Stock
 
 from probes.active.context import ProbeContext
 from probes.active.orders import ProbeFailure
-from probes.active.pacing import historical_key
+from probes.active.pacing import historical_key, is_pacing_error
 
 BURST_SIZE = 20
 INVALID_SYMBOL = "ZZZQXV"
@@ -71,25 +71,36 @@ async def probe_rate(ctx: ProbeContext) -> str:
         )[0]
         return _has_quote(ticker)
 
+    no_data: list[str] = []  # 162 "HMDS query returned no data": an empty window, not pacing
+
+    def on_error(req_id: int, code: int, message: str, contract: object = None) -> None:
+        if code == 162 and not is_pacing_error(code, message):
+            no_data.append(message)
+
     await gov.historical.acquire(historical_key(ctx.instrument.conId, "1800 S", "1 min", "MIDPOINT"),
                                  ctx.instrument.conId)
-    bars = await gov.request(
-        lambda: ib.reqHistoricalDataAsync(ctx.instrument, "", "1800 S", "1 min", "MIDPOINT", False, 1),
-        timeout=timeout,
-        failed=lambda b: not b,
-    )
+    ib.errorEvent += on_error
+    try:
+        bars = await gov.request(
+            lambda: ib.reqHistoricalDataAsync(ctx.instrument, "", "1800 S", "1 min", "MIDPOINT", False, 1),
+            timeout=timeout,
+            failed=lambda b: not b,
+        )
+    finally:
+        ib.errorEvent -= on_error
     started = time.monotonic()
     results = await asyncio.gather(*(snapshot() for _ in range(BURST_SIZE)))
     burst = time.monotonic() - started
     pacing = {code: gov.errors_seen[code] - errors_before[code] for code in gov.errors_seen}
     if not all(results):
         raise ProbeFailure(f"{results.count(False)} of {BURST_SIZE} snapshots came back without a quote")
-    if not bars:
+    if not bars and not no_data:
         raise ProbeFailure("historical request returned no bars after pacing back-off")
     if not ib.isConnected():
         raise ProbeFailure("connection lost during the paced burst")
     extra = f"; pacing errors {pacing}, recovered" if any(pacing.values()) else ", no pacing error"
-    return f"{BURST_SIZE} snapshots in {burst:.2f} s and {len(bars)} bars{extra}"
+    history = f"{len(bars)} bars" if bars else "no bars (162 no data: the last 30 minutes hold no bar)"
+    return f"{BURST_SIZE} snapshots in {burst:.2f} s and {history}{extra}"
 
 
 async def probe_error_recovery(ctx: ProbeContext) -> str:

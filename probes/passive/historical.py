@@ -14,7 +14,7 @@ import time
 from ib_async import Contract, RequestError, Stock
 from loguru import logger
 
-from probes.active.pacing import gateway_budget, historical_key
+from probes.active.pacing import gateway_budget, historical_key, is_pacing_error
 from probes.outcome import ProbeFailure
 from probes.passive.base import PassiveContext, Schedule
 from probes.state import LATENCY_BUCKETS, Distribution
@@ -75,7 +75,7 @@ class HistoricalProbe:
                 contract, "", cfg.duration, cfg.bar_size, cfg.what_to_show, cfg.use_rth,
                 formatDate=2, timeout=cfg.timeout)
         except RequestError as exc:
-            if exc.code == PACING_CODE:
+            if is_pacing_error(exc.code, exc.message):
                 self.state.pacing_backoffs[str(PACING_CODE)] += 1
                 self.skip_next = True
                 logger.warning("historical: pacing violation (162), skipping the next request")
