@@ -23,6 +23,7 @@ from ib_async import IB, Contract, Fill, LimitOrder, Ticker, Trade
 from loguru import logger
 
 from gatewatch.config import ActiveConfig
+from gatewatch.ib.connect import connect
 from probes.active.guard import OrderRefused, PaperGuard, SentOrder
 from probes.active.holdings import Holding, reconcile
 from probes.active.journal import Journal
@@ -420,6 +421,43 @@ class ProbeOrders:
             remaining -= lot
         return reprices
 
+    async def _cancel_as_earlier_client(self, client: int, refs: set[str]) -> list[str]:
+        """Cancel journalled probe orders placed under an earlier ``probe_client_id`` (changed since).
+
+        Why a short connection under that id: the Gateway replays an order, and lets it be cancelled,
+        only to the client id that placed it; from ours it is invisible, so it would be taken for
+        gone while still working. Its executions are recorded too. If that id is in use (326) the
+        orders stay open in the journal and are named, so the next start tries again.
+        """
+        ib = IB()
+        try:
+            await connect(ib, self.guard.config.gateway, client)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            return [f"{NOT_DONE}cancelled {', '.join(sorted(refs))}: placed under client id {client}, which "
+                    f"cannot connect now ({type(exc).__name__} {exc})"]
+        done = []
+        try:
+            for fill in ib.fills():
+                self.record_fill(fill)
+            working = [t for t in ib.openTrades() if t.order.orderRef in refs]
+            for trade in working:
+                await self.pace()
+                ib.cancelOrder(trade.order)
+            for trade in working:
+                ref = trade.order.orderRef
+                await self.wait_done_or_filled(SentOrder(trade, ref, math.nan), self.active.cancel_timeout)
+                status = trade.orderStatus.status
+                self.journal.update_status(ref, status, trade.orderStatus.filled)
+                if status in DONE:
+                    done.append(f"cancelled {ref} (id {trade.order.orderId}, client {client})")
+                else:
+                    done.append(f"{NOT_DONE}cancelled {ref} (client {client}): {status}")
+            for ref in refs - {t.order.orderRef for t in working}:
+                self.journal.update_status(ref, "Gone")
+        finally:
+            ib.disconnect()
+        return done
+
     def marketable_latencies(self) -> list[float]:
         """placeOrder -> first execution of every marketable order that filled (resting ones left out)."""
         return [
@@ -496,8 +534,13 @@ class ProbeOrders:
         for fill in self.ib.fills():
             self.record_fill(fill)
         open_refs = {t.order.orderRef for t in self.ib.openTrades()}
+        unseen = [row for row in self.journal.open_orders() if row.order_ref not in open_refs]
+        mine = self.ib.client.clientId
+        for client in sorted({row.client_id for row in unseen} - {mine}):
+            refs = {row.order_ref for row in unseen if row.client_id == client}
+            actions += await self._cancel_as_earlier_client(client, refs)
         for row in self.journal.open_orders():
-            if row.order_ref not in open_refs:
+            if row.order_ref not in open_refs and row.client_id == mine:
                 known = self.find_sent(row.order_ref)
                 self.journal.update_status(row.order_ref, known.orderStatus.status if known else "Gone")
         held = await self.held_by_gateway()

@@ -13,7 +13,7 @@ import pytest
 from ib_async import IB, LimitOrder, Stock
 from support.active import held, open_orders, real_orders
 
-from probes.active.journal import Journal
+from probes.active.journal import Journal, JournalReader
 from probes.active.runner import run_probes
 from probes.flatten import flatten
 
@@ -147,3 +147,18 @@ def test_a_corrupt_journal_exits_2_naming_where_it_was_kept(sim, config_for, tmp
     assert kept.read_bytes() == damaged, "the corrupt journal must be kept as it was"
     assert "corrupt" in result.stderr and str(kept) in result.stderr
     assert real_orders(sim) == []
+
+
+async def test_recovery_cancels_a_probe_order_left_under_an_earlier_probe_client_id(sim, config_for):
+    """probe_client_id changed between a crashed run and the next: its journalled order is still ours."""
+    config = config_for(sim)
+    proc = await asyncio.to_thread(_run_until_ready, config, "resting")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(5)
+    assert len(open_orders(sim)) == 1
+    config.gateway.probe_client_id += 1
+    report = await run_probes(config, only=["error_recovery"], backoff_base=0.05)
+    assert report.ok, report.results
+    assert open_orders(sim) == [], "the earlier client's probe order is still working"
+    with JournalReader(config.active.journal_path) as journal:
+        assert journal.open_orders() == []
