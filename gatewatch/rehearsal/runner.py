@@ -341,6 +341,10 @@ class Rehearsal:
             print(f"note: {note}")
         if result.evidence_dir:
             print(f"evidence: {result.evidence_dir / 'report.html'}")
+        if self.prometheus is not None:
+            print("evidence again later, from the data alone: gatewatch evidence --prometheus-data "
+                  f"{self.prometheus_data} --from {self.window_start:.3f} --to {self.window_end:.3f} "
+                  f"--config {self.config_path} --out {self.out / 'evidence-again'}")
         print(f"rehearsal record: {self.out / 'rehearsal.json'}")
 
     def stop(self) -> None:

@@ -7,6 +7,7 @@ would be judged a failure.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,8 @@ pytestmark = [
 ]
 
 
-def test_calm_session_passes_with_clean_books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calm_session_passes_with_clean_books(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Also: GATEWATCH_GATEWAY in the environment does not leak into the rehearsal (it only ever
     watches its own simulator), and the rehearsal's Prometheus data gives the same full evidence
     bundle through ``gatewatch evidence --prometheus-data``."""
@@ -55,14 +57,15 @@ def test_calm_session_passes_with_clean_books(tmp_path: Path, monkeypatch: pytes
     assert rehearsal.config.gateway.port == rehearsal.ports.gateway != elsewhere
     assert "GATEWATCH_GATEWAY" not in rehearsal.env
 
-    # evidence after the rehearsal, from its data folder alone (the stack is stopped by now)
-    out = tmp_path / "evidence-from-data"
+    # evidence after the rehearsal, from its data folder alone (the stack is stopped by now), with
+    # the command the rehearsal printed
+    printed = next(line for line in capsys.readouterr().out.splitlines() if "--prometheus-data" in line)
+    argv = shlex.split(printed.split(": ", 1)[1])
+    assert argv[:2] == ["gatewatch", "evidence"]
+    out = Path(argv[argv.index("--out") + 1])
     before = _listing(rehearsal.prometheus_data)
-    done = subprocess.run([sys.executable, "-m", "gatewatch", "evidence", "--prometheus-data",
-                           str(rehearsal.prometheus_data), "--from", f"{rehearsal.window_start:.3f}",
-                           "--to", f"{rehearsal.window_end:.3f}", "--config", str(rehearsal.config_path),
-                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                          check=False)
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("verdict.json", "report.html", "report.md", "MANIFEST.sha256"):
         assert (out / name).is_file(), name
