@@ -9,6 +9,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,17 @@ def test_ledger_check_finds_leftovers_duplicates_and_unjournalled_orders(tmp_pat
     assert ledger.probe_positions == {"SPY STK": 1.0}  # the manual 3 shares are not the probes'
     assert set(ledger.unjournalled_refs) == {"gatewatch:fill:r.1", "gatewatch:cancel:r.2"}
     assert len(ledger.problems) == 4
+
+
+@pytest.mark.parametrize("make", ["missing", "not-a-tsdb"])
+def test_evidence_from_a_folder_that_is_no_prometheus_data_exits_2_naming_it(tmp_path: Path, make: str) -> None:
+    folder = tmp_path / "data"
+    if make == "not-a-tsdb":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("hello", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "gatewatch", "evidence", "--prometheus-data", str(folder),
+                           "--last", "1h", "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "--prometheus-data" in done.stderr and str(folder) in done.stderr
+    assert not (tmp_path / "out").exists()
