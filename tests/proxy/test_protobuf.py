@@ -1,7 +1,8 @@
 """Server versions above 200: message ids become 4-byte integers and ids above 200 carry protobuf.
 
-The simulator speaks 178 at most, so a scripted Gateway plays the newer side here: the proxy must
-relay every byte unchanged, decode the text messages it can and count the protobuf ones.
+A scripted Gateway plays server version 201 here (the simulator speaks 178 and 213-226, not 201):
+the proxy must relay every byte unchanged, decode the text messages it can and count the protobuf
+ones. IBKR's own client at 226 against the simulator: test_relay_protobuf_ibapi.py.
 """
 
 from __future__ import annotations
