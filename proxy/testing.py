@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from gatewatch.config import GatewatchConfig
+from gatewatch.loop_thread import call_in_loop, loop_thread
 from proxy.app import ProxyApp
 from proxy.relay import Relay, RelayHooks
 
@@ -32,51 +32,7 @@ class ProxyHandle:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the proxy's loop and return its result."""
-
-        async def run() -> T:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
-
-
-@contextlib.contextmanager
-def _in_thread(
-    start: Callable[[], Awaitable[Any]], stop: Callable[[], Awaitable[Any]]
-) -> Iterator[asyncio.AbstractEventLoop]:
-    """Start a service on an event loop of its own in a daemon thread; stop it on exit."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, BaseException] = {}
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def boot() -> None:
-            try:
-                await start()
-            except BaseException as exc:
-                box["error"] = exc
-            finally:
-                ready.set()
-
-        loop.run_until_complete(boot())
-        if "error" not in box:
-            loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-    thread = threading.Thread(target=main, name="proxy", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if "error" in box:
-        raise box["error"]
-    try:
-        yield loop
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(stop(), loop).result(10)  # type: ignore[arg-type]
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        return call_in_loop(self.loop, fn, *args)
 
 
 @contextlib.contextmanager
@@ -85,7 +41,7 @@ def running_proxy(
 ) -> Iterator[ProxyHandle]:
     """The bare relay: ``with running_proxy(sim.port) as proxy: IB().connect("127.0.0.1", proxy.port, 7)``."""
     relay = Relay((host, 0), (host, upstream_port), hooks)
-    with _in_thread(relay.start, relay.stop) as loop:
+    with loop_thread(relay.start, relay.stop, name="proxy") as loop:
         yield ProxyHandle(relay, loop)
 
 
@@ -99,5 +55,5 @@ def running_proxy_app(upstream_port: int, **proxy: Any) -> Iterator[ProxyApp]:
     gateway = {"port": upstream_port, "paper_ports": [upstream_port], **proxy.pop("gateway", {})}
     section = {"listen": "127.0.0.1:0", "metrics_listen": "127.0.0.1:0", "control_port": 0, **proxy}
     app = ProxyApp(GatewatchConfig.model_validate({"gateway": gateway, "proxy": section}))
-    with _in_thread(app.start, app.stop):
+    with loop_thread(app.start, app.stop, name="proxy"):
         yield app

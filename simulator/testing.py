@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from gatewatch.loop_thread import call_in_loop, loop_thread
 from simulator.config import SimConfig
 from simulator.server import Simulator
 
@@ -31,20 +31,14 @@ class SimHandle:
     def cfg(self) -> SimConfig:
         return self.sim.cfg
 
-    def _call(self, fn: Any, *args: Any) -> Any:
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
-
     def inject(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(self.sim.inject, body)
+        return call_in_loop(self.loop, self.sim.inject, body)
 
     def clear_faults(self) -> dict[str, Any]:
-        return self._call(self.sim.clear_faults)
+        return call_in_loop(self.loop, self.sim.clear_faults)
 
     def state(self) -> dict[str, Any]:
-        return self._call(self.sim.state)
+        return call_in_loop(self.loop, self.sim.state)
 
 
 @contextlib.contextmanager
@@ -53,39 +47,14 @@ def running_simulator(**kwargs: Any) -> Iterator[SimHandle]:
     kwargs.setdefault("port", 0)
     kwargs.setdefault("control_port", 0)
     cfg = SimConfig(**kwargs)
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
+    box: dict[str, Simulator] = {}
 
-    def main() -> None:
-        asyncio.set_event_loop(loop)
+    async def start() -> None:
+        box["sim"] = Simulator(cfg)  # made on the loop that serves it
+        await box["sim"].start()
 
-        async def boot() -> None:
-            try:
-                sim = Simulator(cfg)
-                await sim.start()
-                box["sim"] = sim
-            except BaseException as exc:
-                box["error"] = exc
-            finally:
-                ready.set()
+    async def stop() -> None:
+        await box["sim"].stop()
 
-        loop.run_until_complete(boot())
-        if "sim" in box:
-            loop.run_forever()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-    thread = threading.Thread(target=main, name="simulator", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if "error" in box:
-        raise box["error"]
-    sim: Simulator = box["sim"]
-    try:
-        yield SimHandle(sim, loop)
-    finally:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with loop_thread(start, stop, name="simulator") as loop:
+        yield SimHandle(box["sim"], loop)
