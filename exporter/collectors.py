@@ -155,6 +155,7 @@ def reconciliation(probe: ReconciliationProbe, _session: GatewaySession) -> Iter
 def risk(probe: RiskProbe, _session: GatewaySession) -> Iterator[Family]:
     yield m.POSITION_EXPOSURE_RATIO, [((key,), ratio) for key, ratio in list(probe.exposure.items())]
     yield m.RISK_MAX_POSITION_RATIO, [((), probe.limit)]
+    yield m.TRADE_RISK_RATIO, [((key,), ratio) for key, ratio in list(probe.trade_risk.items())]
 
 
 def process(probe: ProcessProbe, _session: GatewaySession) -> Iterator[Family]:

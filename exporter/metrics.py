@@ -245,6 +245,10 @@ POSITION_EXPOSURE_RATIO = MetricSpec('gatewatch_position_exposure_ratio', 'gauge
 RISK_MAX_POSITION_RATIO = MetricSpec('gatewatch_risk_max_position_ratio', 'gauge',
     'Configured limit on position value / net liquidation.',
     ())
+TRADE_RISK_RATIO = MetricSpec('gatewatch_trade_risk_ratio', 'gauge',
+    'Largest single order of the day (shares x price x multiplier, all its executions) / net '
+    'liquidation, per symbol: what one trade put at risk.',
+    ('symbol',))
 PROCESS_RESIDENT_MEMORY = MetricSpec('gatewatch_process_resident_memory_bytes', 'gauge',
     'Resident memory of a watched process.',
     ('process',))

@@ -157,11 +157,21 @@ class ActiveConfig(Strict):
     stream_test_duration: PositiveSeconds = 60.0
 
 
+class RiskLimitsFailConfig(Strict):
+    """Which risk-limit gates fail the session (true) or are only reported (false)."""
+
+    position_limit: bool = True
+    day_trades: bool = True
+    risk_per_trade: bool = True
+
+
 class SessionConfig(Strict):
     """What a validation session must show."""
 
     required_duration: PositiveSeconds = 7200.0
+    """Market-open time the session must cover with data (the market_open_covered gate)."""
     quote_stale_after: PositiveSeconds = 5.0
+    risk_limits_fail: RiskLimitsFailConfig = Field(default_factory=RiskLimitsFailConfig)
 
 
 class PreflightConfig(Strict):

@@ -55,8 +55,18 @@ def human(value: float, unit: str) -> str:
     if unit == "ratio":
         return f"{value * 100:.4g}%"
     if unit == "s":
-        return f"{value:g} s"
+        return duration_text(value)
     return f"{value:g}"
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as people say them: ``0.5 s``, ``5 s``, ``20m``, ``2h``, ``1h30m``."""
+    if abs(seconds) < 60 or not float(seconds).is_integer():
+        return f"{seconds:.3g} s" if abs(seconds) < 60 else f"{seconds:.0f} s"
+    hours, rest = divmod(int(abs(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return ("-" if seconds < 0 else "") + text
 
 
 def _parse(raw: Any, source: Path) -> dict[str, Threshold]:

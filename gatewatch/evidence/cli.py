@@ -16,7 +16,7 @@ from loguru import logger
 from gatewatch.config import ConfigError, load_config, parse_duration
 from gatewatch.evidence.bundle import write_bundle
 from gatewatch.evidence.collect import collect
-from gatewatch.evidence.gates import DEFAULT_GATES_PATH, load_gates
+from gatewatch.evidence.gates import DEFAULT_GATES_PATH, session_gates
 from gatewatch.evidence.grafana_snapshot import DEFAULT_DASHBOARDS, make_snapshots
 from gatewatch.evidence.junit import add_junit
 from gatewatch.evidence.junit import summarise as summarise_junit
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     config = load_config(args.config)
-    gates = load_gates(args.gates)
+    gates = session_gates(config, args.gates)
     for path in args.junit:  # a bad file is refused before any query
         summarise_junit(path)
     window = resolve_window(args.start, args.end, args.last, time.time())

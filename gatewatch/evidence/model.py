@@ -70,8 +70,8 @@ class ProbeSummary:
         return {
             "probe": self.probe,
             "kind": self.kind,
-            "successes": round(self.successes, 2),
-            "failures": round(self.failures, 2),
+            "successes": round(self.successes),
+            "failures": round(self.failures),
             "last_success": self.last_success,
         }
 

@@ -88,6 +88,20 @@ class PrometheusClient:
             return [({}, float(result[1]))]
         raise PrometheusError(f"expected an instant vector from {expr!r}, got {kind}")
 
+    def samples(self, selector: str, seconds: float, at: float) -> list[RangeSeries]:
+        """The raw samples of ``selector`` in the ``seconds`` before ``at`` (a range-vector query).
+
+        Why raw samples: counting a counter's increments exactly (resets-aware differences)
+        needs every sample, not increase()'s extrapolation.
+        """
+        data = self._get("/api/v1/query", {"query": f"{selector}[{max(1, round(seconds))}s]", "time": f"{at:.3f}"})
+        if data["resultType"] != "matrix":
+            raise PrometheusError(f"expected a range vector from {selector!r}, got {data['resultType']}")
+        return [
+            RangeSeries(dict(item["metric"]), [(float(t), float(v)) for t, v in item["values"]])
+            for item in data["result"]
+        ]
+
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[RangeSeries]:
         """Range query: one :class:`RangeSeries` per series."""
         data = self._get(

@@ -12,6 +12,7 @@ from gatewatch.evidence import bot
 from gatewatch.evidence.charts import legend_html, render_svg
 from gatewatch.evidence.gates import GateResult
 from gatewatch.evidence.model import Evidence, iso
+from gatewatch.thresholds import duration_text
 
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:960px;
@@ -35,9 +36,23 @@ def _values_text(result: GateResult) -> str:
     shown = []
     for s in result.series[:12]:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "__name__")
-        shown.append(f"{labels + ': ' if labels else ''}{s.value:g}")
+        shown.append(f"{labels + ': ' if labels else ''}{result.value_text(s.value)}")
     more = f" (+{len(result.series) - 12} more)" if len(result.series) > 12 else ""
     return "; ".join(shown) + more
+
+
+def why_text(result: GateResult) -> str:
+    """The gate in words: what it measured and why it passed or failed."""
+    parts = []
+    if result.passed:
+        parts.append(f"{result.measures or result.title}: within {result.threshold}" if result.series
+                     else result.reason or f"no data: {result.no_data_means}")
+    else:
+        parts.append(result.reason)
+    parts += [f"{label}: {value}" for label, value in result.shown]
+    if result.note:
+        parts.append(result.note)
+    return ". ".join(p[:1].upper() + p[1:] for p in parts if p) + "."
 
 
 def render_html(evidence: Evidence) -> str:
@@ -52,7 +67,7 @@ def render_html(evidence: Evidence) -> str:
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         "<h1>gatewatch validation session</h1>",
         f'<p><span class="verdict {css_class}" id="verdict">Session verdict: {verdict}</span></p>',
-        f"<p>Window: <b>{iso(window.start)}</b> to <b>{iso(window.end)}</b> ({window.seconds:.0f} s). "
+        f"<p>Window: <b>{iso(window.start)}</b> to <b>{iso(window.end)}</b> ({duration_text(round(window.seconds))}). "
         f"Generated {iso(evidence.generated_at)} from Prometheus "
         f"<code>{html.escape(evidence.prometheus_url)}</code>.</p>",
     ]
@@ -68,7 +83,7 @@ def render_html(evidence: Evidence) -> str:
             f"<tr><td><b>{html.escape(gate.title)}</b><br><code>{html.escape(gate.id)}</code>"
             f"{'' if gate.critical else ' (non-critical)'}</td>"
             f'<td class="{gate.status}">{gate.status.upper()}</td><td>{html.escape(gate.threshold)}</td>'
-            f"<td>{html.escape(_values_text(gate))}</td><td>{html.escape(gate.reason)}</td></tr>"
+            f"<td>{html.escape(_values_text(gate))}</td><td>{html.escape(why_text(gate))}</td></tr>"
         )
     out.append("</table>")
 
@@ -155,7 +170,7 @@ def render_markdown(evidence: Evidence) -> str:
     lines = [
         f"# gatewatch validation session: {verdict}",
         "",
-        f"- Window: {iso(window.start)} to {iso(window.end)} ({window.seconds:.0f} s)",
+        f"- Window: {iso(window.start)} to {iso(window.end)} ({duration_text(round(window.seconds))})",
         f"- Generated: {iso(evidence.generated_at)} from Prometheus {evidence.prometheus_url}",
         "- Full report: report.html (self-contained); raw series in series/; integrity: MANIFEST.sha256",
         "",
@@ -165,7 +180,7 @@ def render_markdown(evidence: Evidence) -> str:
         "|---|---|---|---|---|",
     ]
     for gate in evidence.gates:
-        why = gate.reason.replace("|", "\\|")
+        why = why_text(gate).replace("|", "\\|")
         lines.append(
             f"| {gate.title} (`{gate.id}`) | **{gate.status.upper()}** | {gate.threshold} | "
             f"{_values_text(gate).replace('|', '/')} | {why} |"

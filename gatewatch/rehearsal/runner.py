@@ -312,12 +312,12 @@ class Rehearsal:
     def _evidence(self, notes: list[str]) -> tuple[bool, list[str], Path]:
         from gatewatch.evidence.bundle import write_bundle
         from gatewatch.evidence.collect import collect
-        from gatewatch.evidence.gates import load_gates
+        from gatewatch.evidence.gates import session_gates
         from gatewatch.evidence.model import Window
         assert self.prometheus_url is not None
         # one evaluation interval so the last samples are in Prometheus before the query
         time.sleep(configs.scrape_interval_for(self.options.duration) * 2)
-        evidence = collect(PrometheusClient(self.prometheus_url), load_gates(),
+        evidence = collect(PrometheusClient(self.prometheus_url), session_gates(self.config),
                            Window(self.window_start, self.window_end), self.config)
         folder = self.out / "evidence"
         try:

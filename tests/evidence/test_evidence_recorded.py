@@ -151,7 +151,7 @@ def test_short_window_fails_with_reason(recorded_session: RecordedSession, tmp_p
     assert result.returncode == 1
     gate = gates_by_id(json.loads((out / "verdict.json").read_text()))["window_length"]
     assert gate["status"] == "fail"
-    assert "shorter than session.required_duration 20s" in gate["reason"]
+    assert "shorter than session.required_duration 20 s" in gate["reason"]
 
 
 def test_window_longer_than_the_recording_fails_data_coverage(
@@ -168,10 +168,17 @@ def test_window_longer_than_the_recording_fails_data_coverage(
     )
     verdict = json.loads((out / "verdict.json").read_text())
     assert result.returncode == 1, result.stderr[-2000:]
-    assert verdict["failed_gates"] == ["data_coverage"], verdict["failed_gates"]
-    gate = gates_by_id(verdict)["data_coverage"]
+    assert "data_coverage" in verdict["failed_gates"], verdict["failed_gates"]
+    gates = gates_by_id(verdict)
+    gate = gates["data_coverage"]
     assert 0 < gate["values"][0]["value"] < 0.1, gate  # well under a minute of a 60-minute window
-    assert "needs >= 0.99" in gate["reason"]
+    assert "needs >= 99%" in gate["reason"]
+    # every gate judged on the recorded stretch says its evidence is missing for the rest, and fails
+    # (the quote gates judge market-open time, which only the recorded stretch can show: the
+    # market_open_covered gate asks for enough of it)
+    for gate_id in ("gateway_connected", "no_disconnects", "clock_in_sync", "memory_bounded"):
+        assert gates[gate_id]["status"] == "fail", gates[gate_id]
+        assert "missing for 9" in gates[gate_id]["reason"], gates[gate_id]["reason"]
     assert "the window starts before the recorded data" in gate["reason"]
     assert "data_coverage" in result.stdout
     assert "the window starts before the recorded data" in (out / "report.md").read_text()

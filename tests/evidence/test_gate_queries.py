@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from exporter.metrics import Metrics
-from gatewatch.evidence.gates import Gate, load_gates
+from gatewatch.evidence.gates import Gate, judge, load_gates, overall_pass
 from probes.active.runner import PROBES
 from probes.active.schedule import CLEANUP_CLOSERS, initialise_series
 
@@ -28,6 +28,8 @@ GATES = {g.id: g for g in load_gates()}
 WINDOW_SECONDS = 3600
 EVAL_TIME = "60m"
 TARGET = 'job="gatewatch",instance="exporter:14002"'
+INSTANCE = {"instance": "exporter:14002", "job": "gatewatch"}
+RECORDING_RULES = Path(__file__).resolve().parents[2] / "prometheus" / "rules" / "recording.yml"
 
 
 def verdict_query(gate: Gate) -> str:
@@ -39,6 +41,7 @@ def promtool_case(
     tmp_path: Path, interval: str, series: list[dict[str, str]], checks: list[dict[str, Any]]
 ) -> subprocess.CompletedProcess[str]:
     test = {
+        "rule_files": [str(RECORDING_RULES)],
         "evaluation_interval": interval,
         "tests": [{"interval": interval, "input_series": series, "promql_expr_test": checks}],
     }
@@ -151,3 +154,118 @@ def test_exporter_creates_every_scheduled_passive_series_at_zero() -> None:
             labels = {"probe": probe, "kind": "passive", "result": result}
             assert sample("gatewatch_probe_runs_total", labels) == 0, labels
         assert sample("gatewatch_probe_success", {"probe": probe, "kind": "passive"}) is None
+
+
+# ------------------------------------------------------------------------------ market-open time
+
+def market_open_series(values: str) -> dict[str, str]:
+    return {"series": f'gatewatch_market_open{{{TARGET},exchange="NYSE"}}', "values": values}
+
+
+@pytest.mark.parametrize(
+    ("case", "market_open", "verdict"),
+    [
+        ("market open the whole window", "1x360", 1),
+        ("the window's second half is after the close", "1x180 0x180", 0),
+        ("market closed throughout", "0x360", 0),
+    ],
+)
+def test_market_open_time_covered(tmp_path: Path, case: str, market_open: str, verdict: int) -> None:
+    """50 of the 60 minutes must be market-open time with a successful scrape."""
+    gate = {g.id: g for g in load_gates(overrides={"required_duration": 3000})}["market_open_covered"]
+    result = promtool_case(tmp_path, "10s", [up_series("1x360"), market_open_series(market_open)],
+                           [gate_says(gate, [({}, verdict)])])
+    assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
+
+
+def test_window_half_outside_market_hours_fails_naming_the_gate(tmp_path: Path) -> None:
+    gates = {g.id: g for g in load_gates(overrides={"required_duration": 3000})}
+    gate = gates["market_open_covered"]
+    check = {"expr": f"round({gate.expr_for(WINDOW_SECONDS)}, 60)", "eval_time": EVAL_TIME,
+             "exp_samples": [{"labels": "{}", "value": 1800}]}
+    result = promtool_case(tmp_path, "10s", [up_series("1x360"), market_open_series("1x180 0x180")], [check])
+    assert result.returncode == 0, result.stdout + result.stderr
+    judged = judge(gate, WINDOW_SECONDS, [({}, 1800.0)])
+    assert judged.status == "fail" and judged.critical
+    assert not overall_pass([judged])
+    assert "value = 30m (needs >= 50m)" in judged.reason and "market-open time" in judged.reason
+
+
+def test_quotes_missing_for_half_the_market_open_time_is_measured(tmp_path: Path) -> None:
+    """The coverage query: quotes for 15 of the 30 market-open minutes read as 0.5."""
+    gate = GATES["quotes_fresh"]
+    quotes = {"series": f'gatewatch_quote_age_seconds{{{TARGET},symbol="SPY"}}', "values": "_x180 1x90 stale"}
+    check = {"expr": f"round({gate.coverage_expr(WINDOW_SECONDS)}, 0.05)", "eval_time": EVAL_TIME,
+             "exp_samples": [{"labels": "{}", "value": 0.5}]}
+    result = promtool_case(tmp_path, "10s", [up_series("1x360"), market_open_series("0x180 1x180"), quotes],
+                           [check])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------ clock interval
+
+@pytest.mark.parametrize(
+    ("case", "skew", "uncertainty", "verdict"),
+    [
+        ("estimate 0.8 s off, but the interval reaches 0.3 s", "0.8x60", "0.5x60", 1),
+        ("the whole interval 0.8-1.0 s off", "-0.9x60", "0.1x60", 0),
+        ("in sync", "0.1x60", "0.5x60", 1),
+    ],
+)
+def test_clock_gate_judges_the_whole_interval(tmp_path: Path, case: str, skew: str, uncertainty: str,
+                                              verdict: int) -> None:
+    series = [{"series": f"gatewatch_clock_skew_seconds{{{TARGET}}}", "values": skew},
+              {"series": f"gatewatch_clock_skew_uncertainty_seconds{{{TARGET}}}", "values": uncertainty}]
+    result = promtool_case(tmp_path, "1m", series, [gate_says(GATES["clock_in_sync"], [(INSTANCE, verdict)])])
+    assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
+
+
+def test_clock_gate_reports_the_interval(tmp_path: Path) -> None:
+    low, high = GATES["clock_in_sync"].show
+    series = [{"series": f"gatewatch_clock_skew_seconds{{{TARGET}}}", "values": "-0.9x60"},
+              {"series": f"gatewatch_clock_skew_uncertainty_seconds{{{TARGET}}}", "values": "0.1x60"}]
+    checks = [{"expr": f"round({shown.expr.replace('$__range', '3600s')}, 0.01)", "eval_time": EVAL_TIME,
+               "exp_samples": [{"labels": "{}", "value": value}]} for shown, value in ((low, -1.0), (high, -0.8))]
+    result = promtool_case(tmp_path, "1m", series, checks)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------ risk limits
+
+RISK_BREACHES = [
+    ("position_limit", f'gatewatch_position_exposure_ratio{{{TARGET},symbol="SPY"}}', "0.1x30 0.25x30",
+     {"symbol": "SPY"}),
+    ("day_trades_left", f"gatewatch_account_day_trades_remaining{{{TARGET}}}", "3x20 2x20 1x20", INSTANCE),
+    ("risk_per_trade", f'gatewatch_trade_risk_ratio{{{TARGET},symbol="SPY"}}', "0.01x30 0.05x30",
+     {"symbol": "SPY"}),
+]
+
+
+@pytest.mark.parametrize(("gate_id", "series", "values", "labels"), RISK_BREACHES)
+def test_a_session_breaking_a_risk_limit_fails(tmp_path: Path, gate_id: str, series: str, values: str,
+                                               labels: dict[str, str]) -> None:
+    from gatewatch.config import GatewatchConfig
+    from gatewatch.evidence.collect import apply_risk_switch
+
+    gate = GATES[gate_id]
+    result = promtool_case(tmp_path, "1m", [{"series": series, "values": values}],
+                           [gate_says(gate, [(labels, 0)])])
+    assert result.returncode == 0, result.stdout + result.stderr
+    breach = {"position_limit": 0.25, "day_trades_left": 1.0, "risk_per_trade": 0.05}[gate_id]
+    judged = judge(gate, WINDOW_SECONDS, [(labels, breach)])
+    apply_risk_switch(judged, gate, GatewatchConfig())
+    assert judged.status == "fail" and judged.critical and not overall_pass([judged]), "default: fails"
+    relaxed = GatewatchConfig.model_validate({"session": {"risk_limits_fail": {gate.risk_limit: False}}})
+    judged = judge(gate, WINDOW_SECONDS, [(labels, breach)])
+    apply_risk_switch(judged, gate, relaxed)
+    assert judged.status == "fail" and overall_pass([judged]) and "reported only" in judged.note
+
+
+def test_unrestricted_account_has_no_day_trade_series(tmp_path: Path) -> None:
+    """-1 (no pattern-day-trader restriction) is dropped: no series, and no_data passes."""
+    check = {"expr": GATES["day_trades_left"].expr_for(WINDOW_SECONDS), "eval_time": EVAL_TIME, "exp_samples": []}
+    result = promtool_case(tmp_path, "1m",
+                           [{"series": f"gatewatch_account_day_trades_remaining{{{TARGET}}}", "values": "-1x60"}],
+                           [check])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert GATES["day_trades_left"].no_data == "pass"

@@ -82,9 +82,34 @@ GENERATED = {"metrics": metrics_table, "proxy-metrics": proxy_metrics_table, "re
              "alerts": alert_table}
 
 
+def gates_table() -> str:
+    """docs/gates.md: every gate, what it measures, its threshold and what no data means."""
+    from gatewatch.evidence.gates import load_gates
+
+    rows = ["| Gate | What it measures | Passes when | No data means | Evidence checked |", "|---|---|---|---|---|"]
+    for gate in load_gates():
+        evidence = f"`{gate.evidence}`" + (" (market-open time)" if gate.during == "market_open" else "")
+        rows.append(
+            f"| `{gate.id}`: {gate.title} | {gate.measures} | {gate.threshold_text} | "
+            f"{gate.no_data.upper()}: {gate.no_data_means} | {evidence if gate.evidence else '-'} |"
+        )
+    return "\n".join(rows)
+
+
+def test_gates_document_matches_gates_yml() -> None:
+    path = DOCS / "gates.md"
+    text = path.read_text()
+    if os.environ.get("GATEWATCH_REGEN_DOCS"):
+        text = re.sub(r"(<!-- generated:gates:begin -->\n).*?(<!-- generated:gates:end -->)",
+                      lambda m: m.group(1) + gates_table() + "\n" + m.group(2), text, flags=re.S)
+        path.write_text(text)
+    assert section(text, "gates") == gates_table(), (
+        f"docs/gates.md is stale: GATEWATCH_REGEN_DOCS=1 pytest {__file__}")
+
+
 def section(text: str, name: str) -> str:
     match = re.search(rf"<!-- generated:{name}:begin -->\n(.*?)\n<!-- generated:{name}:end -->", text, re.S)
-    assert match, f"docs/metrics_reference.md lacks the generated:{name} markers"
+    assert match, f"the document lacks the generated:{name} markers"
     return match.group(1)
 
 

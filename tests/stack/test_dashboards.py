@@ -35,6 +35,7 @@ GRAFANA_VARIABLES = {
     # What Grafana substitutes, for a range comfortably covered by the test's data.
     "$__rate_interval": "8s",
     "$__interval": "2s",
+    "$__range_s": "60",  # before $__range, which it starts with
     "$__range": "60s",
     "$probe": ".*",
     "$kind": ".*",

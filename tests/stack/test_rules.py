@@ -171,7 +171,7 @@ def test_clock_skew_thresholds_follow_the_config() -> None:
     assert (gate.op, gate.threshold) == ("<=", limit)
     assert f"{limit:g} s" in gate.title
     alert = _alert("ClockSkewHigh")
-    assert _threshold_after(alert["expr"], "abs(gatewatch_clock_skew_seconds)") == limit
+    assert _threshold_after(alert["expr"], "- gatewatch_clock_skew_uncertainty_seconds") == limit
     assert f"{limit:g} s" in alert["annotations"]["summary"]
     assert f"{limit:g} s limit" in alert["annotations"]["description"]
 
