@@ -24,12 +24,11 @@ from typing import Any
 
 from loguru import logger
 
-from gatewatch import safe_yaml
-from gatewatch.durations import parse_duration
 from proxy.inject import error_frame
 from proxy.observer import TICKS, ConnState, Observer
 from proxy.relay import Connection, Relay
-from simulator.faults import FaultSet
+from simulator.faults import FaultSet, fault_duration, fault_number
+from simulator.scenario import load_timeline
 
 #: Longest a timed fault may last, and the largest added latency: a typo must not stall a bot for days.
 MAX_DURATION = 6 * 3600.0
@@ -71,63 +70,32 @@ def validate(body: Any) -> tuple[str, dict[str, Any], float | None]:
     if "for" in body:
         if not takes_for:
             raise ValueError(f"fault {name!r} does not take 'for'")
-        duration = parse_duration(body["for"])
+        duration = fault_duration(body["for"], "for")
         if not math.isfinite(duration) or not 0 < duration <= MAX_DURATION:
             raise ValueError(f"'for' must be more than 0 and at most {MAX_DURATION:g} s")
     elif name == "stall":
         raise ValueError("fault 'stall' needs 'for' (a bot path held without end is not a test)")
     params: dict[str, Any] = {}
     if name == "latency":
-        params["ms"] = _number(body.get("ms"), "ms", 0, MAX_LATENCY_MS)
+        params["ms"] = fault_number(body.get("ms"), "ms", 0, MAX_LATENCY_MS)
     if name == "freeze":
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not symbol.strip():
             raise ValueError("fault 'freeze' needs 'symbol' (as the bot subscribes it, e.g. SPY)")
         params["symbol"] = symbol.strip().upper()
     if name == "error":
-        code = int(_number(body.get("code"), "code", 0, 99999))
+        code = int(fault_number(body.get("code"), "code", 0, 99999))
         if code not in ERROR_TEXT:
             raise ValueError(f"'code' must be one of {sorted(ERROR_TEXT)}")
         params["code"] = code
         params["text"] = str(body.get("text") or ERROR_TEXT[code])
-        params["req_id"] = int(_number(body.get("req_id", -1), "req_id", -1, 2**31 - 1))
+        params["req_id"] = int(fault_number(body.get("req_id", -1), "req_id", -1, 2**31 - 1))
     return name, params, duration
-
-
-def _number(value: Any, name: str, low: float, high: float) -> float:
-    if value is None or isinstance(value, bool):
-        raise ValueError(f"'{name}' is required and must be a number")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"'{name}' must be a number, got {value!r}") from None
-    if not math.isfinite(x) or not low <= x <= high:
-        raise ValueError(f"'{name}' must be a number from {low:g} to {high:g}")
-    return x
 
 
 def load_scenario(path: str | Path) -> list[tuple[float, dict[str, Any]]]:
     """A YAML list of ``{at: 30s, fault: ..., ...}``; every item checked before anything runs."""
-    try:
-        data = safe_yaml.load_file(path)  # the one YAML loader: duplicate keys, alias bombs refused
-    except safe_yaml.YamlFileError as exc:
-        raise ValueError(f"proxy scenario {exc}") from None
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise ValueError(f"proxy scenario {path}: expected a YAML list of {{at: 10s, fault: NAME}} items")
-    out: list[tuple[float, dict[str, Any]]] = []
-    for n, item in enumerate(data, 1):
-        if not isinstance(item, dict) or "at" not in item:
-            raise ValueError(f"proxy scenario {path}: item {n} needs an 'at' time")
-        body = {k: v for k, v in item.items() if k != "at"}
-        try:
-            at = parse_duration(item["at"])
-            validate(body)
-        except ValueError as exc:
-            raise ValueError(f"proxy scenario {path}: item {n}: {exc}") from None
-        out.append((at, body))
-    return sorted(out, key=lambda x: x[0])
+    return load_timeline(path, validate, kind="proxy scenario")
 
 
 class ProxyFaults:

@@ -105,36 +105,36 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
             raise ValueError(f"fault {name!r} needs 'symbol', one of {known_symbols}")
         params["symbol"] = sym
     if name == "latency":
-        params["ms"] = _number(params.get("ms"), "ms", minimum=0, maximum=MAX_LATENCY_MS)
+        params["ms"] = fault_number(params.get("ms"), "ms", minimum=0, maximum=MAX_LATENCY_MS)
     if name == "clock_shift":
-        params["ms"] = _number(params.get("ms"), "ms", minimum=-MAX_CLOCK_SHIFT_MS, maximum=MAX_CLOCK_SHIFT_MS)
+        params["ms"] = fault_number(params.get("ms"), "ms", minimum=-MAX_CLOCK_SHIFT_MS, maximum=MAX_CLOCK_SHIFT_MS)
     if name == "connectivity_lost":
         restore = params.setdefault("restore", "data_maintained")
         if restore not in ("data_lost", "data_maintained"):
             raise ValueError("restore must be 'data_lost' or 'data_maintained'")
     if name == "farm_status":
-        code = int(_number(params.get("code"), "code"))
+        code = int(fault_number(params.get("code"), "code"))
         if code not in FARM_TEXT:
             raise ValueError(f"code must be one of {sorted(FARM_TEXT)}")
         params["code"] = code
         params.setdefault("farm", "usfarm")
     if name == "partial_fill_next_order":
-        frac = _number(params.get("fraction", 0.5), "fraction")
+        frac = fault_number(params.get("fraction", 0.5), "fraction")
         if not 0 < frac < 1:
             raise ValueError("fraction must be between 0 and 1 (exclusive)")
         params["fraction"] = frac
     if name == "reject_next_order":
         params["reason"] = str(params.get("reason") or "Simulated rejection")
     if name == "pacing":
-        count = int(_number(params.get("count", 1), "count", minimum=1, maximum=MAX_PACING_COUNT))
+        count = int(fault_number(params.get("count", 1), "count", minimum=1, maximum=MAX_PACING_COUNT))
         params["count"] = count
     if name == "price_jump":
-        pct = _number(params.get("pct"), "pct", minimum=-50)
+        pct = fault_number(params.get("pct"), "pct", minimum=-50)
         if pct == 0 or pct > 100:
             raise ValueError("pct must be non-zero, between -50 and 100 (a gap in percent)")
         params["pct"] = pct
     if name == "manual_trade":
-        qty = _number(params.get("qty"), "qty", minimum=-MAX_TRADE_QTY, maximum=MAX_TRADE_QTY)
+        qty = fault_number(params.get("qty"), "qty", minimum=-MAX_TRADE_QTY, maximum=MAX_TRADE_QTY)
         if qty == 0:
             raise ValueError("qty must be non-zero (negative sells)")
         params["qty"] = qty
@@ -142,11 +142,12 @@ def validate(body: Any, known_symbols: list[str]) -> tuple[str, dict[str, Any], 
         if report not in ("executions", "none"):
             raise ValueError("'report' must be 'executions' (a hand trade in TWS, as a Gateway reports it) or 'none'")
         if params.get("price") is not None:
-            params["price"] = _number(params["price"], "price", minimum=0.01, maximum=MAX_PRICE)
+            params["price"] = fault_number(params["price"], "price", minimum=0.01, maximum=MAX_PRICE)
     return name, params, duration
 
 
-def _number(value: Any, name: str, minimum: float | None = None, maximum: float | None = None) -> float:
+def fault_number(value: Any, name: str, minimum: float | None = None, maximum: float | None = None) -> float:
+    """A fault's number parameter: finite, within the bounds given, the field named on error."""
     if value is None or isinstance(value, bool):
         raise ValueError(f"'{name}' is required and must be a number")
     try:

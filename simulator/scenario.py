@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,25 @@ def _show(item: object) -> str:
 
 def load_scenario(path: str | Path, symbols: list[str]) -> list[tuple[float, dict[str, Any]]]:
     """Parse and validate the whole file up front, so a typo fails at start, not an hour in."""
+    return load_timeline(path, lambda body: validate(body, symbols))
+
+
+def load_timeline(
+    path: str | Path, check: Callable[[dict[str, Any]], object], *, kind: str = "scenario"
+) -> list[tuple[float, dict[str, Any]]]:
+    """A YAML list of fault bodies with ``at``, each checked by ``check``; sorted by ``at``.
+
+    One reader for every timeline file (the simulator's, the proxy's): each has its own fault
+    catalogue (``check`` raises ValueError naming the problem), the file handling is the same.
+    """
     try:
         data = safe_yaml.load_file(path)
     except safe_yaml.YamlFileError as exc:
-        raise ScenarioError(f"scenario file {exc}") from None
+        raise ScenarioError(f"{kind} file {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):
-        raise ScenarioError(f"{path}: a scenario is a YAML list of {{at: 10s, fault: NAME, ...}} items")
+        raise ScenarioError(f"{path}: a {kind} is a YAML list of {{at: 10s, fault: NAME, ...}} items")
     out: list[tuple[float, dict[str, Any]]] = []
     for n, item in enumerate(data, 1):
         if not isinstance(item, dict) or "at" not in item:
@@ -37,7 +49,7 @@ def load_scenario(path: str | Path, symbols: list[str]) -> list[tuple[float, dic
         body = {k: v for k, v in item.items() if k != "at"}
         try:
             at = fault_duration(item["at"], "at")
-            validate(body, symbols)
+            check(body)
         except ValueError as exc:
             raise ScenarioError(f"{path}: item {n} ({_show(item)}): {exc}") from None
         out.append((at, body))
