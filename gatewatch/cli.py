@@ -19,6 +19,8 @@ from gatewatch.config import ConfigError
 class Command:
     module: str
     summary: str
+    subcommands: tuple[tuple[str, Command], ...] = ()
+    """``gatewatch <command> <sub> ...`` dispatches to the sub-command's module."""
 
 
 COMMANDS: dict[str, Command] = {
@@ -28,7 +30,10 @@ COMMANDS: dict[str, Command] = {
     "probe": Command("probes.cli", "run the active paper-order probes once (gatewatch probe run)"),
     "flatten": Command("probes.flatten", "cancel probe orders and close probe positions"),
     "preflight": Command("gatewatch.preflight", "check everything a validation session needs, before it starts"),
-    "evidence": Command("gatewatch.evidence.cli", "judge a session from Prometheus and write the evidence bundle"),
+    "evidence": Command("gatewatch.evidence.cli", "judge a session from Prometheus and write the evidence bundle",
+                        (("verify", Command("gatewatch.evidence.verify",
+                                            "check an evidence bundle's signature and files (edits, deletions, "
+                                            "additions)")),)),
     "rehearse": Command("gatewatch.rehearse", "rehearse a whole session against the simulator, with faults"),
     "stack": Command("gatewatch.stack", "run the whole stack natively (no Docker): sim, exporter, Prometheus, ..."),
 }
@@ -53,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"gatewatch: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    subcommands = dict(command.subcommands)
+    if rest and rest[0] in subcommands:
+        name, command, rest = f"{name} {rest[0]}", subcommands[rest[0]], rest[1:]
     module = importlib.import_module(command.module)
     parser = argparse.ArgumentParser(prog=f"gatewatch {name}", description=command.summary)
     module.add_arguments(parser)

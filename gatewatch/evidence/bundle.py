@@ -1,40 +1,21 @@
-"""Write the evidence bundle to a folder and seal it with a SHA-256 manifest.
+"""Write the evidence bundle to a folder and seal it with a SHA-256 manifest, signed when a key is given.
 
-Why a manifest: the bundle is handed over as proof; ``sha256sum -c MANIFEST.sha256`` shows that no
-file was edited or dropped afterwards.
+Why a manifest and a signature: the bundle is handed over as proof; ``sha256sum -c MANIFEST.sha256``
+shows that files match the list, and the operator's SSH signature over the list
+(MANIFEST.sha256.sig, gatewatch/evidence/signing.py) shows that nobody rewrote the list since.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from gatewatch.evidence.model import Evidence
 from gatewatch.evidence.report import render_html, render_markdown
+from gatewatch.evidence.signing import MANIFEST_NAME, sign_manifest, write_manifest
 
-MANIFEST_NAME = "MANIFEST.sha256"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_manifest(folder: Path) -> Path:
-    """List every file under ``folder`` (but the manifest) in ``sha256sum`` format, sorted."""
-    manifest = folder / MANIFEST_NAME
-    lines = [
-        f"{sha256_file(path)}  {path.relative_to(folder).as_posix()}"
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path != manifest
-    ]
-    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return manifest
+__all__ = ["MANIFEST_NAME", "write_bundle", "write_manifest"]
 
 
 def _dump(path: Path, data: Any) -> None:
@@ -42,7 +23,9 @@ def _dump(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def write_bundle(evidence: Evidence, folder: Path, extra: dict[str, Any] | None = None) -> Path:
+def write_bundle(
+    evidence: Evidence, folder: Path, extra: dict[str, Any] | None = None, sign_key: Path | None = None
+) -> Path:
     """verdict.json, report.html, report.md, series/<chart>.json, any extra JSON files, the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     _dump(folder / "verdict.json", evidence.verdict_json())
@@ -62,4 +45,7 @@ def write_bundle(evidence: Evidence, folder: Path, extra: dict[str, Any] | None 
         _dump(folder / name, data)
     (folder / "report.html").write_text(render_html(evidence), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(evidence), encoding="utf-8")
-    return write_manifest(folder)
+    manifest = write_manifest(folder)
+    if sign_key is not None:
+        sign_manifest(folder, sign_key)
+    return manifest

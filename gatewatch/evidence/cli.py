@@ -7,6 +7,7 @@ Exit status: 0 only if the session passed every critical gate; 1 if it failed; 2
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dashboards", type=Path, default=DEFAULT_DASHBOARDS, help="Grafana dashboard JSON folder"
+    )
+    parser.add_argument(
+        "--sign-key", type=Path, default=os.environ.get("GATEWATCH_SIGN_KEY") or None,
+        help="the operator's SSH private key: sign the manifest (MANIFEST.sha256.sig, ssh-keygen -Y sign); "
+        "default $GATEWATCH_SIGN_KEY. Check a bundle with: gatewatch evidence verify DIR --key KEY.pub",
     )
 
 
@@ -122,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"Grafana at {args.grafana}: no snapshot made (the bundle is complete without)"
             )
     extra = {"junit.json": add_junit(args.junit, args.out)} if args.junit else None
-    manifest = write_bundle(evidence, args.out, extra)
+    manifest = write_bundle(evidence, args.out, extra, sign_key=args.sign_key)
     verdict = "PASS" if evidence.passed else "FAIL"
     failed = [g.id for g in evidence.gates if not g.passed]
     logger.info(
@@ -134,4 +140,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"verdict: {verdict}" + (f" (failed gates: {', '.join(failed)})" if failed else ""))
     print(f"evidence: {args.out / 'report.html'}")
+    if args.sign_key is None:
+        print("not signed: give --sign-key (or GATEWATCH_SIGN_KEY) so that edits can be detected")
     return 0 if evidence.passed else 1

@@ -148,8 +148,9 @@ def render_html(evidence: Evidence) -> str:
             "<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in evidence.notes) + "</ul>"
         )
     out.append(
-        '<p class="muted">Integrity: every file of this bundle is listed in MANIFEST.sha256 '
-        "(check with <code>sha256sum -c MANIFEST.sha256</code>).</p>"
+        '<p class="muted">Integrity: every file of this bundle is listed in MANIFEST.sha256, which the '
+        "operator's SSH key signs (MANIFEST.sha256.sig). Check both with "
+        "<code>gatewatch evidence verify DIR --key KEY.pub</code> (edits, deletions, additions).</p>"
     )
     out.append("</body></html>")
     return "\n".join(out)
@@ -172,7 +173,8 @@ def render_markdown(evidence: Evidence) -> str:
         "",
         f"- Window: {iso(window.start)} to {iso(window.end)} ({duration_text(round(window.seconds))})",
         f"- Generated: {iso(evidence.generated_at)} from Prometheus {evidence.prometheus_url}",
-        "- Full report: report.html (self-contained); raw series in series/; integrity: MANIFEST.sha256",
+        "- Full report: report.html (self-contained); raw series in series/; integrity: MANIFEST.sha256, "
+        "signed in MANIFEST.sha256.sig (gatewatch evidence verify DIR --key KEY.pub)",
         "",
         "## Gates",
         "",
