@@ -28,6 +28,7 @@ from probes.active.guard import OrderRefused, PaperGuard, SentOrder
 from probes.active.holdings import Holding, reconcile
 from probes.active.journal import Journal
 from probes.active.pacing import PacingGovernor
+from probes.outcome import ProbeFailure as ProbeFailure  # the one probe failure, re-exported
 from probes.state import ProbeState
 
 DONE = ("Filled", "Cancelled", "ApiCancelled", "Inactive")
@@ -46,10 +47,6 @@ Why: the quote we price from is already old when the order arrives; if the ask t
 between, a limit exactly at the old ask rests instead of filling and the fill probe fails for a
 reason that says nothing about the order path. The order still fills at the best ask; the collar
 only bounds how far the price may have moved (and the guard's notional cap applies to it)."""
-
-
-class ProbeFailure(Exception):
-    """A probe ran and found the order path misbehaving; the message says how."""
 
 
 @dataclass
