@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import os
 import socket
 import statistics
@@ -35,6 +34,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import cpu_shares, percentile, scrape_times  # noqa: E402
 from exporter.app import ExporterApp  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
@@ -110,16 +110,7 @@ def resource_and_latency(duration: float, scrapes: int) -> tuple[float, float, l
             peak_rss = max(peak_rss, proc.memory_info().rss)
             time.sleep(1)
         cpu_share = (sum(proc.cpu_times()[:2]) - cpu_before) / (time.monotonic() - started)
-        latencies = []
-        # one kept-alive connection, as Prometheus scrapes
-        connection = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
-        for _ in range(scrapes):
-            t0 = time.perf_counter()
-            connection.request("GET", "/metrics")
-            connection.getresponse().read()
-            latencies.append(time.perf_counter() - t0)
-        connection.close()
-        return peak_rss / 1e6, cpu_share * 100, latencies
+        return peak_rss / 1e6, cpu_share * 100, scrape_times(listen, scrapes)
     finally:
         for p in (exporter, sim):
             p.terminate()
@@ -186,33 +177,6 @@ def bare_process(gateway_port: int, symbols: list[str]) -> Iterator[psutil.Proce
     finally:
         bare.terminate()
         bare.wait(timeout=10)
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
-
-
-def cpu_shares(procs: list[psutil.Process], seconds: float) -> list[float]:
-    """Share of one core each process used over the same window (1.0 = one full core)."""
-    before = [cpu_seconds(p) for p in procs]
-    started = time.monotonic()
-    time.sleep(seconds)
-    wall = time.monotonic() - started
-    return [(cpu_seconds(p) - b) / wall for p, b in zip(procs, before, strict=True)]
-
-
-def scrape_times(port: int, n: int) -> list[float]:
-    """``n`` GETs of /metrics on one kept-alive connection, as Prometheus scrapes."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        connection.request("GET", "/metrics")
-        connection.getresponse().read()
-        out.append(time.perf_counter() - t0)
-    connection.close()
-    return out
 
 
 REFERENCE_SERVER = """
@@ -282,11 +246,6 @@ def bench_scrape(symbol_counts: list[int], scrapes: int, cpu_seconds_window: flo
                      "p99": percentile(ours, 0.99), "ref_p50": percentile(theirs, 0.5),
                      "ref_p99": percentile(theirs, 0.99)})
     return rows
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.client
 import json
 import os
 import platform
@@ -35,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loguru import logger  # noqa: E402
 
+from bench.measure import cpu_share, percentile, scrape_times  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack import configs as stack_configs  # noqa: E402
 from gatewatch.localstack import servers  # noqa: E402
@@ -137,37 +137,6 @@ def wait_connected(url: str, process: Process, timeout: float = 60) -> None:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"{url}: not connected within {timeout:g}s")
-
-
-def cpu_seconds(p: psutil.Process) -> float:
-    t = p.cpu_times()
-    return float(t.user + t.system)
-
-
-def cpu_share(pid: int, seconds: float) -> float:
-    """Share of one core a process used over ``seconds`` (1.0 = one full core)."""
-    p = psutil.Process(pid)
-    c0, w0 = cpu_seconds(p), time.monotonic()
-    time.sleep(seconds)
-    return (cpu_seconds(p) - c0) / (time.monotonic() - w0)
-
-
-def scrape_times(url: str, n: int) -> list[float]:
-    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=5)
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        conn.request("GET", "/metrics")
-        conn.getresponse().read()
-        out.append(time.perf_counter() - t0)
-    conn.close()
-    return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --------------------------------------------------------------------------- detection
@@ -283,7 +252,7 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
         time.sleep(5)
         exp_cpu = cpu_share(exporter.pid, seconds)
         exp_rss = psutil.Process(exporter.pid).memory_info().rss
-        scrapes = scrape_times(f"http://127.0.0.1:{ports.exporter}/metrics", 1000)
+        scrapes = scrape_times(ports.exporter, 1000)
         bare = Process("bare", [sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port",
                                        str(ports.gateway), "--symbols", ",".join(symbols)],
                               work / "overhead" / "bare.log").start()
@@ -306,9 +275,9 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
     report.add("overhead", "exporter RSS (MB)", f"{exp_rss / 1e6:.1f}")
     report.add("overhead", "bare script RSS (MB)", f"{bare_rss / 1e6:.1f}")
     report.add("overhead", "exporter / bare RSS", f"{exp_rss / bare_rss:.2f}x")
-    p99 = pct(scrapes, 0.99)
+    p99 = percentile(scrapes, 0.99)
     report.add("overhead", "/metrics p50 / p99 over HTTP keep-alive, 1000 scrapes, 3 symbols (ms)",
-               f"{pct(scrapes, 0.5) * 1000:.2f} / {p99 * 1000:.2f}", "p99 < 5", p99 < 0.005)
+               f"{percentile(scrapes, 0.5) * 1000:.2f} / {p99 * 1000:.2f}", "p99 < 5", p99 < 0.005)
 
 
 # --------------------------------------------------------------------------- scale
@@ -325,12 +294,12 @@ def bench_scale(report: Report, work: Path, seconds: float) -> None:
                 time.sleep(0.5)
             time.sleep(3)
             share = cpu_share(exporter.pid, seconds)
-            times = scrape_times(url, 200)
+            times = scrape_times(ports.exporter, 200)
             size = len(urllib.request.urlopen(url, timeout=5).read())
         goal, ok = ("< 15%", share < 0.15) if n == 100 else ("", None)
         report.add("scale", f"{n} symbols at 4 ticks/s: exporter CPU (% of a core)", f"{share * 100:.2f}", goal, ok)
         report.add("scale", f"{n} symbols: /metrics p50 / p99 (ms), body {size / 1024:.0f} KiB",
-                   f"{pct(times, 0.5) * 1000:.2f} / {pct(times, 0.99) * 1000:.2f}")
+                   f"{percentile(times, 0.5) * 1000:.2f} / {percentile(times, 0.99) * 1000:.2f}")
 
 
 # --------------------------------------------------------------------------- soak
