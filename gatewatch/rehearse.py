@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "around the clock; calendar: both follow NYSE hours")
     parser.add_argument("--no-prometheus", action="store_true",
                         help="do not start Prometheus/Alertmanager (no alerts, no verdict)")
+    parser.add_argument("--no-bot", action="store_true",
+                        help="do not run examples/bot.py through gatewatch proxy (the bot gates then pass on no data)")
+    parser.add_argument("--proxy-scenario", type=Path, default=None,
+                        help="faults on the bot's path, scaled like --scenario (e.g. scenarios/bot-chaos.yaml)")
 
 
 def options_from_args(args: argparse.Namespace) -> RehearsalOptions:
@@ -55,12 +59,22 @@ def options_from_args(args: argparse.Namespace) -> RehearsalOptions:
         raise ConfigError(f"--progress-every: {exc}") from exc
     if not args.scenario.is_file():
         raise ConfigError(f"--scenario: no such file: {args.scenario}")
+    if args.proxy_scenario is not None:
+        from proxy.faults import load_scenario
+
+        if args.no_bot:
+            raise ConfigError("--proxy-scenario: needs the bot (drop --no-bot)")
+        try:
+            load_scenario(args.proxy_scenario)
+        except ValueError as exc:
+            raise ConfigError(f"--proxy-scenario: {exc}") from exc
     if args.config is not None and not args.config.is_file():
         raise ConfigError(f"--config: no such file: {args.config}")
     out = args.out or REPO_ROOT / "var" / f"rehearsal-{time.strftime('%Y%m%d-%H%M%S')}"
     return RehearsalOptions(duration=duration, scenario=args.scenario, out_dir=out, config=args.config,
                             time_scale=args.time_scale, progress_every=max(1.0, progress), seed=args.seed,
-                            use_prometheus=not args.no_prometheus, market=args.market)
+                            use_prometheus=not args.no_prometheus, market=args.market, bot=not args.no_bot,
+                            proxy_scenario=args.proxy_scenario)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -121,6 +121,7 @@ def plan_stack(args: argparse.Namespace, config: GatewatchConfig, config_path: P
                                   ready_url=f"http://{exporter_addr}/healthz", own_session=True))
     plan.listens.append(("exporter", ex_host, ex_port))
     plan.notes.append(f"Exporter     http://{exporter_addr}/metrics  /healthz")
+    proxy_addr = _plan_proxy(config, config_path, environ, logs, plan)
 
     if not args.with_prometheus:
         plan.notes.append("Prometheus   not started (--no-prometheus)")
@@ -137,7 +138,8 @@ def plan_stack(args: argparse.Namespace, config: GatewatchConfig, config_path: P
             except ValueError as exc:
                 raise ConfigError(f"--scrape-interval: {exc}") from exc
         config_file = configs.render_prometheus_config(data_dir / "prometheus", exporter=exporter_addr,
-                                                       prometheus=prom_addr, alertmanager=am_addr, timing=timing)
+                                                       prometheus=prom_addr, alertmanager=am_addr, timing=timing,
+                                                       proxy=proxy_addr)
         plan.processes.append(Process("prometheus", prometheus_argv(
             config_file, data_dir / "prometheus" / "data", f"{prom_host}:{prom_port}"),
             logs / "prometheus.log", ready_url=f"http://{prom_addr}/-/ready", own_session=True))
@@ -148,6 +150,36 @@ def plan_stack(args: argparse.Namespace, config: GatewatchConfig, config_path: P
                       "has uid 'prometheus'")
     plan.notes.append(f"Logs         {logs}/NAME.log")
     return plan
+
+
+EXAMPLE_BOT_CLIENT_ID = 11
+
+
+def _plan_proxy(config: GatewatchConfig, config_path: Path | None, environ: dict[str, str], logs: Path,
+                plan: Plan) -> str:
+    """``gatewatch proxy`` (the bot's path), and examples/bot.py through it when the Gateway is the
+    simulator (never against a real Gateway: the example bot places orders). Returns /metrics' address."""
+    pc = config.proxy
+    m_host, m_port = split_host_port(pc.metrics_listen, field="proxy.metrics_listen")
+    l_host, l_port = split_host_port(pc.listen, field="proxy.listen")
+    metrics = f"{loopback(m_host)}:{m_port}"
+    argv = gatewatch_command("proxy") + (["--config", str(config_path)] if config_path is not None else [])
+    plan.processes.append(Process("proxy", argv, logs / "proxy.log", ready_url=f"http://{metrics}/healthz",
+                                  own_session=True))
+    plan.listens += [("proxy (bot)", l_host, l_port), ("proxy (metrics)", m_host, m_port)]
+    control = ""
+    if pc.control_port:
+        plan.listens.append(("proxy (faults)", l_host, pc.control_port))
+        control = f", faults http://{loopback(l_host)}:{pc.control_port}"
+    plan.notes.append(f"Proxy        bot -> {pc.listen} -> Gateway, http://{metrics}/metrics{control}")
+    if not environ.get(GATEWAY_ENV):
+        plan.processes.append(Process("bot", [
+            sys.executable, str(ROOT / "examples" / "bot.py"), "--host", loopback(l_host), "--port", str(l_port),
+            "--client-id", str(EXAMPLE_BOT_CLIENT_ID), "--symbols", ",".join(config.probes.symbols),
+            "--order-every", "60"], logs / "bot.log", own_session=True))
+        plan.notes.append(f"Example bot  examples/bot.py through the proxy (client id {EXAMPLE_BOT_CLIENT_ID}; "
+                          "simulator only)")
+    return metrics
 
 
 def _plan_alertmanager(args: argparse.Namespace, environ: dict[str, str], data_dir: Path, plan: Plan) -> str | None:

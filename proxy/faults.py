@@ -98,6 +98,17 @@ def load_scenario(path: str | Path) -> list[tuple[float, dict[str, Any]]]:
     return load_timeline(path, validate, kind="proxy scenario")
 
 
+def scaled(timeline: list[tuple[float, dict[str, Any]]], scale: float) -> list[dict[str, Any]]:
+    """A timeline with ``at`` and ``for`` multiplied by ``scale`` (a compressed rehearsal), as YAML items."""
+    out = []
+    for at, body in timeline:
+        item: dict[str, Any] = {"at": f"{at * scale:.3f}s", **body}
+        if "for" in body:
+            item["for"] = f"{fault_duration(body['for'], 'for') * scale:.3f}s"
+        out.append(item)
+    return out
+
+
 class ProxyFaults:
     """Active faults and their effects on the relay; the control API's target (``simulator.control``)."""
 

@@ -28,7 +28,8 @@ RULES_DIR = PROMETHEUS_DIR / "rules"
 ALERTMANAGER_DIR = REPO_ROOT / "alertmanager"
 ALERTMANAGER_RENDER = ALERTMANAGER_DIR / "render.sh"
 
-COMPOSE_TARGETS = {"exporter": "exporter:14002", "alertmanager": "alertmanager:9093", "prometheus": "localhost:9090"}
+COMPOSE_TARGETS = {"exporter": "exporter:14002", "alertmanager": "alertmanager:9093", "prometheus": "localhost:9090",
+                   "proxy": "proxy:14012"}
 """The targets prometheus/prometheus.yml names (its compose flavour) and the part each stands for."""
 SMTP_VARIABLES = ("GATEWATCH_SMTP_SMARTHOST", "GATEWATCH_ALERT_EMAIL_FROM", "GATEWATCH_ALERT_EMAIL_TO")
 """What alertmanager/render.sh requires to deliver to the operator's mail server."""
@@ -114,7 +115,7 @@ def overlay_rules(source: Path, timing: Timing) -> dict[str, Any]:
 
 def render_prometheus_config(dst: Path, *, exporter: str, prometheus: str | None = None,
                              alertmanager: str | None = None, timing: Timing = SHIPPED,
-                             extra_rules: dict[str, dict[str, Any]] | None = None) -> Path:
+                             extra_rules: dict[str, dict[str, Any]] | None = None, proxy: str | None = None) -> Path:
     """Write ``dst/prometheus.yml`` and ``dst/rules/``: the shipped config with loopback targets.
 
     A job (or the alerting section) whose compose target has no address here is dropped, so a
@@ -124,7 +125,7 @@ def render_prometheus_config(dst: Path, *, exporter: str, prometheus: str | None
     """
     doc = safe_yaml.load_file(PROMETHEUS_CONFIG)
     addresses = {COMPOSE_TARGETS["exporter"]: exporter, COMPOSE_TARGETS["prometheus"]: prometheus,
-                 COMPOSE_TARGETS["alertmanager"]: alertmanager}
+                 COMPOSE_TARGETS["alertmanager"]: alertmanager, COMPOSE_TARGETS["proxy"]: proxy}
     rules_dir = dst / "rules"
     rules_dir.mkdir(parents=True, exist_ok=True)
     written = []

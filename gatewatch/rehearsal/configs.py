@@ -25,6 +25,8 @@ from gatewatch.localstack.configs import (
     render_prometheus_config,
 )
 
+EXAMPLE_BOT_CLIENT_ID = 11
+"""The example bot's client id in a rehearsal (examples/bot.py through gatewatch proxy)."""
 MIN_ALERT_FOR_SECONDS = 2.0
 """A compressed ``for:`` stays at least this long: one noisy sample must still not fire an alert."""
 
@@ -39,6 +41,9 @@ class Ports:
     prometheus: int
     alertmanager: int
     smtp: int
+    proxy: int = 0  # the bot connects here (gatewatch proxy)
+    proxy_metrics: int = 0
+    proxy_control: int = 0
 
 
 def active_interval_for(duration_seconds: float) -> float:
@@ -66,6 +71,9 @@ def gatewatch_config(base: Path | None, ports: Ports, duration_seconds: float, o
                            account=account, connect_timeout=5.0, request_timeout=5.0,
                            reconnect_initial=0.5, reconnect_max=5.0)
     data["exporter"].update(listen=f"127.0.0.1:{ports.exporter}")
+    data["proxy"].update(listen=f"127.0.0.1:{ports.proxy}", metrics_listen=f"127.0.0.1:{ports.proxy_metrics}",
+                         control_port=ports.proxy_control, upstream=None, paper_only=True,
+                         client_names={**data["proxy"]["client_names"], EXAMPLE_BOT_CLIENT_ID: "example-bot"})
     data["probes"].update(symbols=symbols, bot_positions_file=None, processes=[],
                           reconciliation_interval=min(float(data["probes"]["reconciliation_interval"]),
                                                       max(2.0, duration_seconds / 30)))
@@ -123,7 +131,8 @@ def write_prometheus_config(ports: Ports, scale: float, duration_seconds: float,
     return render_prometheus_config(out_dir / "prometheus", exporter=f"127.0.0.1:{ports.exporter}",
                                     prometheus=f"127.0.0.1:{ports.prometheus}",
                                     alertmanager=f"127.0.0.1:{ports.alertmanager}",
-                                    timing=timing_for(scale, duration_seconds), extra_rules=extra)
+                                    timing=timing_for(scale, duration_seconds), extra_rules=extra,
+                                    proxy=f"127.0.0.1:{ports.proxy_metrics}")
 
 
 def write_alertmanager_config(ports: Ports, scale: float, duration_seconds: float, out_dir: Path) -> Path:

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from loguru import logger
 
 from gatewatch.config import GATEWAY_ENV, GatewatchConfig
 from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
+from gatewatch.localstack.configs import REPO_ROOT
 from gatewatch.localstack.net import free_port
 from gatewatch.localstack.process import Process, child_environment, gatewatch_command
 from gatewatch.localstack.servers import (
@@ -61,6 +64,8 @@ class RehearsalOptions:
     use_prometheus: bool = True
     market: str = "open"
     settle_timeout: float = 30.0
+    bot: bool = True  # examples/bot.py through gatewatch proxy
+    proxy_scenario: Path | None = None  # faults on the bot's path (proxy scenario format)
 
 
 @dataclass
@@ -97,13 +102,15 @@ class Rehearsal:
         self.out = options.out_dir
         self.scale = time_scale_for(options.duration, options.time_scale)
         self.timeline: list[TimedFault] = load_timeline(options.scenario, options.symbols, self.scale)
-        self.ports = configs.Ports(*(free_port() for _ in range(6)))
+        self.ports = configs.Ports(*(free_port() for _ in range(9)))
         self.config: GatewatchConfig = configs.gatewatch_config(
             options.config, self.ports, options.duration, self.out, options.symbols, options.account)
         self.config_path = self.out / "gatewatch.yaml"
         self.env = child_environment(drop=CHILD_ENV_DROPPED)
         self.sim: Process | None = None
         self.exporter: Process | None = None
+        self.proxy: Process | None = None
+        self.bot: Process | None = None
         self.prometheus: Process | None = None
         self.alertmanager: Process | None = None
         self.mail: MailSink | None = None
@@ -159,6 +166,8 @@ class Rehearsal:
             logs / "simulator.log", env=self.env, ready_url=f"http://127.0.0.1:{self.ports.control}/healthz").start()
         self.sim.wait_ready(20)
         self.start_exporter()
+        if o.bot:
+            self.start_bot()
         self._wait_connected_and_scraped(ready_timeout)
         self.window_start = time.time()
         self.window_end = self.window_start + o.duration
@@ -172,6 +181,30 @@ class Rehearsal:
             self.out / "logs" / "exporter.log", env=self.env, ready_url=self.metrics_url).start()
         self.exporter.wait_ready(30)
         return self.exporter
+
+    def start_bot(self) -> None:
+        """gatewatch proxy in front of the simulator, and the example bot through it.
+
+        The bot places a 1-share round trip a few times per session, except when the scenario
+        aims a fault at "the next order" (it must reach the probe it is meant for).
+        """
+        argv = ["proxy", "--config", str(self.config_path)]
+        if self.options.proxy_scenario is not None:
+            from proxy.faults import load_scenario, scaled
+
+            scaled_path = self.out / "proxy-scenario.scaled.yaml"
+            scaled_path.write_text(yaml.safe_dump(scaled(load_scenario(self.options.proxy_scenario), self.scale),
+                                                  sort_keys=False), encoding="utf-8")
+            argv += ["--scenario", str(scaled_path)]
+        self.proxy = Process("proxy", gatewatch_command(*argv), self.out / "logs" / "proxy.log", env=self.env,
+                             ready_url=f"http://127.0.0.1:{self.ports.proxy_metrics}/healthz").start()
+        self.proxy.wait_ready(30)
+        order_faults = {"reject_next_order", "partial_fill_next_order"}
+        every = 0.0 if any(f.name in order_faults for f in self.timeline) else max(10.0, self.options.duration / 4)
+        self.bot = Process("bot", [
+            sys.executable, str(REPO_ROOT / "examples" / "bot.py"), "--port", str(self.ports.proxy),
+            "--client-id", str(configs.EXAMPLE_BOT_CLIENT_ID), "--symbols", ",".join(self.options.symbols),
+            "--order-every", f"{every:g}", "--max-backoff", "2"], self.out / "logs" / "bot.log", env=self.env).start()
 
     def kill_exporter(self) -> None:
         """SIGKILL the exporter: no clean-up, whatever it was doing (the crash-recovery test)."""
@@ -349,7 +382,7 @@ class Rehearsal:
 
     def stop(self) -> None:
         """Stop everything, last started first; safe to call twice."""
-        for process in (self.prometheus, self.alertmanager, self.exporter, self.sim):
+        for process in (self.bot, self.proxy, self.prometheus, self.alertmanager, self.exporter, self.sim):
             if process is not None:
                 process.stop()
         if self.mail is not None:

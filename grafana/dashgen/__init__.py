@@ -14,12 +14,13 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .layout import ALLOW_EMPTY, Sources, probe_dashboard, session_dashboard
+from .layout import ALLOW_EMPTY, Sources, bot_dashboard, probe_dashboard, session_dashboard
 from .sources import load_gates, load_limits
 
 DASHBOARDS: dict[str, Callable[[Sources], dict[str, Any]]] = {
     "session.json": session_dashboard,
     "probes.json": probe_dashboard,
+    "bot.json": bot_dashboard,
 }
 """File name under grafana/dashboards/ -> the function building that dashboard."""
 

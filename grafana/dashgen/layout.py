@@ -170,3 +170,47 @@ def probe_dashboard(src: Sources) -> dict[str, Any]:
     d.add(timeseries_panel("Connects, reconnect attempts, historical timeouts",
                            [q.CONNECTS, q.RECONNECT_ATTEMPTS, q.HISTORICAL_TIMEOUTS], draw=BARS), 12, 7)
     return d.model()
+
+
+def bot_dashboard(src: Sources) -> dict[str, Any]:
+    stale = src.limits.quote_stale_after
+    bot_gates = [g for g in src.gates if str(g["id"]).startswith("bot_")]
+    d = Board("gatewatch-bot", "Bot",
+              "The bot's own view of the Gateway, measured by gatewatch proxy between the bot and the Gateway: "
+              "connection, message rate, requests, orders and market data as the bot receives them.",
+              links=[("Session", "gatewatch-session")])
+    d.row("Bot gates (over the selected time range)")
+    for gate in bot_gates:
+        d.add(gate_panel(gate), 24 // max(len(bot_gates), 1), 4)
+    d.row("Connection")
+    d.add(state_timeline_panel("Bot connection", [q.BOT_CONNECTED, q.BOT_FAULTS], ok_text="up", bad_text="DOWN",
+                               description="Faults injected on the bot's path show on their own line."), 16, 6)
+    d.add(stat_panel("Bot disconnects in range", [q.BOT_DISCONNECTS_IN_RANGE],
+                     steps=((None, "green"), (0.5, "orange"))), 4, 6)
+    d.add(stat_panel("Bot session length", [q.BOT_SESSION], unit=units.Seconds), 4, 6)
+    d.row("Requests")
+    d.add(timeseries_panel("Bot message rate against the Gateway's limit", [q.BOT_RATE_PEAK, q.BOT_RATE_LIMIT],
+                           min_value=0, description="Most messages the bot sent in one second over the last "
+                                                    "minute; above the limit the Gateway answers 100."), 12, 7)
+    d.add(timeseries_panel("Errors the bot received", [q.BOT_ERRORS], draw=BARS), 12, 7)
+    d.add(timeseries_panel("Bot request to first answer (p95)", [q.BOT_REQUEST_LATENCY_P95], unit=units.Seconds,
+                           min_value=0), 12, 7)
+    d.add(timeseries_panel("Bot requests without an answer", [q.BOT_UNANSWERED], min_value=0,
+                           steps=((None, "green"), (0.5, "red")),
+                           description="Requests older than proxy.unanswered_after with no answer at all."), 12, 7)
+    d.row("Orders")
+    d.add(stat_panel("Bot orders in range", list(q.BOT_ORDERS_IN_RANGE)), 12, 6)
+    d.add(stat_panel("Bot orders working", [q.BOT_ORDERS_WORKING]), 4, 6)
+    d.add(timeseries_panel("Bot order latency (p95)", list(q.BOT_ORDER_LATENCY_P95), unit=units.Seconds,
+                           min_value=0), 8, 6)
+    d.row("Market data as the bot receives it")
+    d.add(timeseries_panel("Tick age as the bot sees it", [q.BOT_TICK_AGE], unit=units.Seconds, min_value=0,
+                           steps=((None, "green"), (stale, "red")),
+                           description=f"Seconds since the newest tick the bot received, per subscribed symbol; "
+                                       f"the bot gate needs every one under {stale:g} s while the market is open."),
+          12, 7)
+    d.add(timeseries_panel("Ticks per second to the bot", [q.BOT_TICK_RATE]), 8, 7)
+    d.add(stat_panel("Frames relayed and frames not decoded", [q.PROXY_FRAMES, q.PROXY_UNDECODED],
+                     description="Frames the proxy could not decode are relayed unchanged all the same "
+                                 "(protobuf at server versions above 200, input that is not the TWS API)."), 4, 7)
+    return d.model()

@@ -119,3 +119,34 @@ CONNECTS = Query("increase(gatewatch_gateway_connects_total[$__rate_interval])",
 RECONNECT_ATTEMPTS = Query("increase(gatewatch_gateway_reconnect_attempts_total[$__rate_interval])",
                            "reconnect attempts")
 HISTORICAL_TIMEOUTS = Query("increase(gatewatch_historical_timeouts_total[$__rate_interval])", "historical timeouts")
+
+# --- the bot, through `gatewatch proxy` (job "proxy") ----------------------------------------
+_BOT = "{{client_id}} {{client_name}}"
+BOT_CONNECTED = Query("max by (client_id, client_name) (gatewatch_bot_connected)", _BOT)
+BOT_FAULTS = Query("max by (fault) (gatewatch_proxy_fault_active)", "fault: {{fault}}")
+BOT_DISCONNECTS_IN_RANGE = Query(
+    "sum by (closed_by) (increase(gatewatch_bot_disconnects_total[$__range]))", "by {{closed_by}}", instant=True)
+BOT_SESSION = Query("gatewatch_bot_session_seconds", _BOT)
+BOT_RATE_PEAK = Query("max by (client_id, client_name) (gatewatch_bot_message_rate_peak)", "peak 1 s " + _BOT)
+BOT_RATE_LIMIT = Query("max(gatewatch_bot_message_rate_limit)", "Gateway limit")
+BOT_ERRORS = Query("sum by (code, class) (increase(gatewatch_bot_errors_total[$__rate_interval]))",
+                   "{{code}} {{class}}")
+BOT_REQUEST_LATENCY_P95 = Query(
+    "histogram_quantile(0.95, sum by (kind, le) (rate(gatewatch_bot_request_first_answer_seconds_bucket"
+    "[$__rate_interval])))", "p95 {{kind}}")
+BOT_UNANSWERED = Query("sum by (kind) (gatewatch_bot_requests_unanswered)", "{{kind}}")
+BOT_ORDERS_IN_RANGE = tuple(
+    Query(f"sum(increase(gatewatch_bot_orders_{what}_total[$__range]))", what, instant=True)
+    for what in ("placed", "acknowledged", "filled", "cancelled", "rejected", "refused"))
+BOT_ORDERS_WORKING = Query("sum(gatewatch_bot_orders_working)", "working")
+BOT_ORDER_LATENCY_P95 = tuple(
+    Query(f"histogram_quantile(0.95, sum by (le) (rate(gatewatch_bot_order_{name}_seconds_bucket"
+          f"[$__rate_interval])))", f"p95 placeOrder to {label}")
+    for name, label in (("ack", "ack"), ("first_fill", "first fill")))
+BOT_TICK_AGE = Query("max by (symbol) (gatewatch_bot_tick_age_seconds)", "{{symbol}}")
+BOT_TICK_RATE = Query("sum by (symbol) (rate(gatewatch_bot_ticks_total[$__rate_interval]))", "{{symbol}}")
+PROXY_FRAMES = Query("sum by (direction) (increase(gatewatch_proxy_frames_total[$__range]))", "relayed {{direction}}",
+                     instant=True)
+PROXY_UNDECODED = Query(
+    "sum by (direction, reason) (increase(gatewatch_proxy_frames_undecoded_total[$__range]))",
+    "not decoded {{direction}} {{reason}}", instant=True)

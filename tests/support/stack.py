@@ -91,13 +91,15 @@ def require_prometheus() -> None:
 def start_stack(tmp: Path, *extra: str, scrape_interval: str = "1s",
                 extra_env: dict[str, str] | None = None) -> StackRun:
     """Run ``gatewatch stack`` with a config of free ports; returns once it printed its URLs."""
-    sim_port, control_port, exporter_port, prom_port = (free_port() for _ in range(4))
+    sim_port, control_port, exporter_port, prom_port, bot_port, proxy_port, fault_port = (
+        free_port() for _ in range(7))
     config = tmp / "gatewatch.yaml"
     bot_positions = tmp / "bot-positions.json"
     bot_positions.write_text('{"SPY": 0}', encoding="utf-8")  # a flat bot: drift series exist, all 0
     config.write_text(
         f"gateway: {{host: 127.0.0.1, port: {sim_port}}}\n"
         f"exporter: {{listen: 127.0.0.1:{exporter_port}}}\n"
+        f"proxy: {{listen: 127.0.0.1:{bot_port}, metrics_listen: 127.0.0.1:{proxy_port}, control_port: {fault_port}}}\n"
         "probes: {clock_interval: 1.5s, account_interval: 2s, reconciliation_interval: 2s,"
         f" process_interval: 1s, heartbeat_interval: 1s, bot_positions_file: {bot_positions}}}\n",
         encoding="utf-8")
