@@ -23,7 +23,6 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +31,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
-from gatewatch.localstack.net import free_port  # noqa: E402
+from gatewatch.localstack.net import free_port, url_answers  # noqa: E402
 from gatewatch.localstack.process import gatewatch_command  # noqa: E402
+from gatewatch.localstack.servers import wait_until  # noqa: E402
 
 _LEN = struct.Struct(">I")
 
@@ -171,13 +171,7 @@ def proxy_process(upstream: int, nice: int = 0) -> Iterator[tuple[int, psutil.Pr
     if nice:
         os.setpriority(os.PRIO_PROCESS, proc.pid, nice)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{metrics}/healthz", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until(lambda: url_answers(f"http://127.0.0.1:{metrics}/healthz"), 20, "the proxy's /healthz")
         yield listen, psutil.Process(proc.pid)
     finally:
         proc.terminate()

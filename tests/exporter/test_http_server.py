@@ -3,10 +3,7 @@ without a thread each and dropped after the header timeout."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -18,8 +15,7 @@ import pytest
 from exporter import http_server
 from exporter.http_server import MetricsServer
 from gatewatch.localstack.net import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from gatewatch.localstack.process import Process, child_environment, gatewatch_command
 
 
 @pytest.fixture
@@ -28,20 +24,14 @@ def exporter_port(tmp_path: Path):  # type: ignore[no-untyped-def]
     listen = free_port()
     config = tmp_path / "gatewatch.yaml"
     config.write_text(f"gateway:\n  port: {free_port()}\n")
-    env = {k: v for k, v in os.environ.items() if k != "GATEWATCH_GATEWAY"}
-    proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "exporter", "--config", str(config),
-                             "--listen", f"127.0.0.1:{listen}"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{listen}/healthz", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield listen, psutil.Process(proc.pid)
-    proc.terminate()
-    proc.wait(timeout=15)
+    argv = gatewatch_command("exporter", "--config", str(config), "--listen", f"127.0.0.1:{listen}")
+    proc = Process("exporter", argv, tmp_path / "exporter.log", env=child_environment(drop=["GATEWATCH_GATEWAY"]),
+                   ready_url=f"http://127.0.0.1:{listen}/healthz").start()
+    try:
+        proc.wait_ready(30)
+        yield listen, psutil.Process(proc.pid)
+    finally:
+        proc.stop(15)
 
 
 def test_200_concurrent_scrapers_with_a_2s_timeout_never_fail(exporter_port) -> None:  # type: ignore[no-untyped-def]
