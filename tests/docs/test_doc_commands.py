@@ -65,9 +65,12 @@ RUN: dict[str, tuple[str, dict[str, Any]]] = {
         "stack", {"kind": "once", "ok_exit": [0, 1], "timeout": 120}),
     "gatewatch evidence --prometheus http://127.0.0.1:9090  --from 2026-03-02T14:35:00Z "
     "--to 2026-03-02T16:35:00Z  --out evidence/2026-03-02 --config config/gatewatch.yaml  "
-    "--grafana http://127.0.0.1:3000": ("stack", {"kind": "once", "ok_exit": [0, 1], "timeout": 120,
-                                                  "expect": "Grafana unreachable at http://127.0.0.1:3000"}),
-    "cd evidence/2026-03-02 && sha256sum -c MANIFEST.sha256": ("after-evidence", {"kind": "once"}),
+    "--sign-key ~/.ssh/id_ed25519  --grafana http://127.0.0.1:3000": (
+        "stack", {"kind": "once", "ok_exit": [0, 1], "timeout": 120,
+                  "expect": "Grafana unreachable at http://127.0.0.1:3000"}),
+    # The operator's SSH key is a throwaway one in the sandbox's HOME (made by _sandbox).
+    "gatewatch evidence verify evidence/2026-03-02 --key ~/.ssh/id_ed25519.pub": (
+        "after-evidence", {"kind": "once"}),
     # The exporter runs the order probes as soon as it starts; while a run holds the probe client id,
     # flatten is refused with 326, and the runbook says to run it again a minute later.
     "gatewatch flatten": ("after-evidence", {"kind": "once", "attempts": 4, "retry_after": 10}),
@@ -127,6 +130,10 @@ def _sandbox(tmp_path: Path) -> Path:
         (box / name).symlink_to(ROOT / name)
     shutil.copytree(ROOT / "scripts", box / "scripts")
     shutil.copytree(ROOT / "grafana", box / "grafana", ignore=shutil.ignore_patterns("__pycache__"))
+    ssh = tmp_path / "home" / ".ssh"
+    ssh.mkdir(parents=True, mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(ssh / "id_ed25519")],
+                   check=True, capture_output=True)
     return box
 
 
@@ -156,6 +163,7 @@ def test_documented_commands_run_as_written(tmp_path: Path) -> None:
     plan.write_text(json.dumps(_plan()), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWATCH_", "GRAFANA_", "PYTEST"))}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(tmp_path / "home")
     done = subprocess.run(["unshare", "-n", sys.executable, doc_commands.__file__, str(plan), str(results)],
                           cwd=box, env=env, capture_output=True, text=True, timeout=560, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
