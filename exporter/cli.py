@@ -16,12 +16,12 @@ import sys
 from loguru import logger
 
 from exporter.app import ExporterApp
-from gatewatch.config import load_config, split_host_port
+from gatewatch.config import add_config_argument, load_config, split_host_port
 from gatewatch.logs import setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="configuration file (default: config/gatewatch.yaml if present)")
+    add_config_argument(parser)
     parser.add_argument("--listen", help="host:port for /metrics and /healthz (overrides exporter.listen)")
 
 

@@ -11,6 +11,7 @@ from files (see docs/runbook.md).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -249,6 +250,12 @@ def _format_validation_error(path: Path | str, error: ValidationError) -> str:
             message = "unknown key (misspelt?)"
         lines.append(f"  {field}: {message}")
     return "\n".join(lines)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` as every command reading gatewatch's YAML takes it (default: :func:`load_config`'s)."""
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help=f"gatewatch configuration file (default: {DEFAULT_CONFIG_PATH} if present)")
 
 
 def load_config(path: Path | str | None = None, *, environ: dict[str, str] | None = None) -> GatewatchConfig:

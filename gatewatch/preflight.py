@@ -20,7 +20,7 @@ from gatewatch.checks import CheckResult, passed
 from gatewatch.checks.gateway import gateway_checks, preflight_client_id
 from gatewatch.checks.host import check_cpu_memory, check_disk, check_ntp
 from gatewatch.checks.market import check_market
-from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.config import GatewatchConfig, add_config_argument, load_config
 from gatewatch.logs import setup_logging
 from gatewatch.market_calendar import EASTERN
 from gatewatch.trading_hours import MarketHours
@@ -29,7 +29,7 @@ MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "info": "INFO"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="gatewatch configuration file (default: config/gatewatch.yaml)")
+    add_config_argument(parser)
 
 
 async def run_checks(config: GatewatchConfig, source: str, now: datetime | None = None) -> list[CheckResult]:

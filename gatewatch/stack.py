@@ -28,6 +28,7 @@ from gatewatch.config import (
     GATEWAY_ENV,
     ConfigError,
     GatewatchConfig,
+    add_config_argument,
     load_config,
     parse_duration,
     split_host_port,
@@ -45,7 +46,7 @@ START_TIMEOUT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="configuration file (default: config/gatewatch.yaml)")
+    add_config_argument(parser)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--with-prometheus", dest="with_prometheus", action="store_true", default=True,
                        help="start Prometheus and Alertmanager if their binaries are on PATH (default)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.config import GatewatchConfig, add_config_argument, load_config
 from gatewatch.logs import setup_logging
 from probes.active.runner import PROBES, RunReport, run_probes, unwind_bound
 
@@ -22,9 +22,7 @@ from probes.active.runner import PROBES, RunReport, run_probes, unwind_bound
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="run the active paper-order probes once")
-    run.add_argument(
-        "--config", type=Path, default=None, help="gatewatch YAML (default config/gatewatch.yaml)"
-    )
+    add_config_argument(run)
     run.add_argument(
         "--only",
         nargs="+",

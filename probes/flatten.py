@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from ib_async import IB, Contract, LimitOrder, Order
 from loguru import logger
 
-from gatewatch.config import GatewatchConfig, load_config
+from gatewatch.config import GatewatchConfig, add_config_argument, load_config
 from gatewatch.ib.connect import connect
 from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
@@ -33,9 +32,7 @@ from probes.active.runner import ActiveSession
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=None, help="gatewatch YAML (default config/gatewatch.yaml)"
-    )
+    add_config_argument(parser)
     parser.add_argument(
         "--all",
         action="store_true",

@@ -10,13 +10,13 @@ import signal
 
 from loguru import logger
 
-from gatewatch.config import ConfigError, load_config, split_host_port
+from gatewatch.config import ConfigError, add_config_argument, load_config, split_host_port
 from gatewatch.logs import setup_logging
 from proxy.app import ProxyApp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="configuration file (default: config/gatewatch.yaml if present)")
+    add_config_argument(parser)
     parser.add_argument("--listen", help="host:port the bot connects to (proxy.listen, default 127.0.0.1:4012)")
     parser.add_argument(
         "--upstream", help="the Gateway's host:port (proxy.upstream; default gateway.host:port or GATEWATCH_GATEWAY)"
