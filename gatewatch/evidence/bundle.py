@@ -8,14 +8,17 @@ shows that files match the list, and the operator's SSH signature over the list
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from gatewatch.evidence.model import Evidence
-from gatewatch.evidence.report import render_html, render_markdown
+from gatewatch.evidence.report import RUNBOOK, render_html, render_markdown
 from gatewatch.evidence.signing import MANIFEST_NAME, sign_manifest, write_manifest
 
 __all__ = ["MANIFEST_NAME", "write_bundle", "write_manifest"]
+
+RUNBOOK_SOURCE = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
 
 def _dump(path: Path, data: Any) -> None:
@@ -43,6 +46,8 @@ def write_bundle(
         )
     for name, data in (extra or {}).items():
         _dump(folder / name, data)
+    if RUNBOOK_SOURCE.is_file():  # the report's alert links point into it
+        shutil.copyfile(RUNBOOK_SOURCE, folder / RUNBOOK)
     (folder / "report.html").write_text(render_html(evidence), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(evidence), encoding="utf-8")
     manifest = write_manifest(folder)

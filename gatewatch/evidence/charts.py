@@ -36,6 +36,8 @@ class ChartSpec:
     legend: tuple[str, ...] = ()
     thresholds: tuple[Threshold, ...] = ()
     explanation: str = ""
+    name: str = ""
+    """The series' name in the legend when the legend labels say nothing (one unlabelled series)."""
 
 
 @dataclass
@@ -58,6 +60,7 @@ def chart_specs(
             "gatewatch_gateway_connected",
             "",
             explanation="Drops to 0 whenever the API connection was down.",
+            name="Gateway API connected",
         ),
         ChartSpec(
             "quote_age",
@@ -75,6 +78,7 @@ def chart_specs(
             f" / increase(gatewatch_order_fill_latency_seconds_count[{rate_window}])",
             "s",
             explanation=f"Submit-to-execution time of probe orders, averaged over {rate_window}.",
+            name=f"mean fill latency ({rate_window} window)",
         ),
         ChartSpec(
             "reconciliation_drift",
@@ -95,6 +99,7 @@ def chart_specs(
                 Threshold(-max_clock_skew, f"-{max_clock_skew:g} s"),
             ),
             explanation="IB time has one-second resolution; the estimate combines several samples.",
+            name="skew estimate",
         ),
         ChartSpec(
             "memory",
@@ -108,12 +113,39 @@ def chart_specs(
     ]
 
 
-def series_name(series: RangeSeries, legend: tuple[str, ...]) -> str:
-    """A short legend entry: the chosen labels, or the metric name."""
-    if legend:
-        parts = [series.labels.get(key, "") for key in legend]
-        return "/".join(p for p in parts if p) or series.labels.get("__name__", "value")
-    return series.labels.get("__name__", "value")
+def series_name(series: RangeSeries, legend: tuple[str, ...], name: str = "") -> str:
+    """A legend entry naming the series: the chosen labels, else the chart's series name, else the metric."""
+    parts = [f"{key}={series.labels[key]}" for key in legend if series.labels.get(key)]
+    if parts:
+        return ", ".join(parts)
+    return name or series.labels.get("__name__") or "series"
+
+
+DASHES = ("", "7 3", "2 3", "9 3 2 3", "4 4", "1 2")
+"""One dash pattern per series, so lines that lie on top of each other stay visible."""
+
+
+def nice_step(span: float, target: int = 5) -> float:
+    """A round tick step (1, 2 or 5 times a power of ten) giving about ``target`` ticks."""
+    raw = span / max(target, 1)
+    if raw <= 0 or not math.isfinite(raw):
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * power:
+            return factor * power
+    return 10 * power
+
+
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+
+
+def time_ticks(start: float, end: float, target: int = 6) -> list[float]:
+    """Tick times on round clock values (every 10 s, 5 min, 30 min ...), about ``target`` of them."""
+    span = max(end - start, 1e-9)
+    step = next((s for s in TIME_STEPS if span / s <= target), TIME_STEPS[-1])
+    first = math.ceil(start / step) * step
+    return [t for t in (first + i * step for i in range(int(span // step) + 2)) if start <= t <= end]
 
 
 def _format_value(value: float, unit: str) -> str:
@@ -181,20 +213,24 @@ def render_svg(
         f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#ccc"/>',
     ]
-    for i in range(5):
-        value = y_low + (y_high - y_low) * i / 4
+    mib = 1024.0**2 if spec.unit == "B" and y_high - y_low >= 1024**2 else 1.0  # round MiB, not round bytes
+    y_step = nice_step((y_high - y_low) / mib) * mib
+    value = math.ceil(y_low / y_step) * y_step
+    while value <= y_high + 1e-12:
         yy = y(value)
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eee"/>')
         parts.append(
             f'<text x="{left - 4}" y="{yy + 4:.1f}" text-anchor="end" fill="#444">'
-            f"{html.escape(_format_value(value, spec.unit))}</text>"
+            f"{html.escape(_format_value(0.0 if abs(value) < y_step / 1e6 else value, spec.unit))}</text>"
         )
-    for i in range(6):
-        t = start + span_t * i / 5
-        label = datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
-        anchor = "start" if i == 0 else "end" if i == 5 else "middle"
+        value += y_step
+    ticks = time_ticks(start, end)
+    seconds_shown = len(ticks) > 1 and (ticks[1] - ticks[0]) < 60
+    for t in ticks:
+        label = datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S" if seconds_shown else "%H:%M")
+        parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{top}" y2="{top + plot_h}" stroke="#f0f0f0"/>')
         parts.append(
-            f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="{anchor}" fill="#444">{label}</text>'
+            f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle" fill="#444">{label} UTC</text>'
         )
     for threshold in spec.thresholds:
         yy = y(threshold.value)
@@ -205,13 +241,21 @@ def render_svg(
         )
     for index, series in enumerate(chart.series):
         colour = PALETTE[index % len(PALETTE)]
+        dash = DASHES[index % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        name = html.escape(series_name(series, spec.legend, spec.name))
+        parts.append(f'<g class="series" data-series="{name}"><title>{name}</title>')
         for segment in _segments(series.points, gap=max(2.5 * step, 2.0)):
             if len(segment) == 1:
                 ((t, v),) = segment
                 parts.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2" fill="{colour}"/>')
                 continue
             coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in segment)
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>')
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="{2.5 - 0.4 * (index % 3):.1f}"'
+                f'{dash_attr} points="{coords}"/>'
+            )
+        parts.append("</g>")
     parts.append("</svg>")
     return "".join(parts)
 
@@ -223,6 +267,8 @@ def legend_html(chart: Chart) -> str:
         return ""
     for index, series in enumerate(chart.series):
         colour = PALETTE[index % len(PALETTE)]
-        name = html.escape(series_name(series, chart.spec.legend))
-        items.append(f'<span class="key"><i style="background:{colour}"></i>{name}</span>')
+        name = html.escape(series_name(series, chart.spec.legend, chart.spec.name))
+        finite = [v for _, v in series.points if math.isfinite(v)]
+        last = f" (last {_format_value(finite[-1], chart.spec.unit)})" if finite else " (no data)"
+        items.append(f'<span class="key"><i style="background:{colour}"></i>{name}{html.escape(last)}</span>')
     return f'<div class="legend">{"".join(items)}</div>' if items else ""

@@ -23,6 +23,7 @@ from gatewatch.evidence.junit import add_junit
 from gatewatch.evidence.junit import summarise as summarise_junit
 from gatewatch.evidence.model import Window
 from gatewatch.evidence.prometheus_api import PrometheusClient
+from gatewatch.evidence.subject import describe_subject, prometheus_in_words
 from gatewatch.logs import setup_logging
 
 
@@ -53,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dashboards", type=Path, default=DEFAULT_DASHBOARDS, help="Grafana dashboard JSON folder"
+    )
+    parser.add_argument(
+        "--subject", choices=("real", "simulator", "rehearsal", "unstated"), default="unstated",
+        help="what the session watched, stated first in the report: a real paper Gateway or the simulator",
     )
     parser.add_argument(
         "--sign-key", type=Path, default=os.environ.get("GATEWATCH_SIGN_KEY") or None,
@@ -121,6 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     if not client.ready():
         raise ConfigError(f"--prometheus: no Prometheus answering at {args.prometheus} (/-/ready)")
     evidence = collect(client, gates, window, config)
+    evidence.subject = describe_subject(
+        client, window, config, config_file=args.config, kind=args.subject,
+        prometheus_text=prometheus_in_words(client, args.prometheus_data))
     if args.grafana:
         evidence.snapshots = make_snapshots(args.grafana, client, window, args.dashboards)
         if all(s.error for s in evidence.snapshots):

@@ -36,6 +36,61 @@ class Window:
         return {"from": iso(self.start), "to": iso(self.end), "seconds": round(self.seconds, 3)}
 
 
+SESSION_KINDS = {
+    "real": "a real paper IB Gateway",
+    "simulator": "the gatewatch simulator (not a real Gateway)",
+    "rehearsal": "a gatewatch rehearsal against the simulator, with injected faults (not a real Gateway)",
+    "unstated": "not stated (give --subject real|simulator): a simulator session looks like a real one",
+}
+"""What the session watched, in words (``gatewatch evidence --subject``)."""
+
+
+@dataclass
+class Subject:
+    """What the evidence is about: the first thing a reader of the bundle must see."""
+
+    account: str = "unknown"
+    account_type: str = "unknown"
+    gateway: str = "unknown"
+    server_version: str = "unknown"
+    kind: str = "unstated"
+    exporter_version: str = "unknown"
+    evidence_version: str = "unknown"
+    config_file: str = "(defaults)"
+    config_sha256: str = ""
+    prometheus: str = ""
+    """The Prometheus the data came from, in words."""
+
+    @property
+    def kind_text(self) -> str:
+        return SESSION_KINDS.get(self.kind, self.kind)
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for the report's subject block, in reading order."""
+        return [
+            ("Account", f"{self.account} ({self.account_type})"),
+            ("IB Gateway", self.gateway),
+            ("Gateway API server version", self.server_version),
+            ("What was watched", self.kind_text),
+            ("gatewatch version", f"exporter {self.exporter_version}; evidence {self.evidence_version}"),
+            ("Configuration", f"{self.config_file}, SHA-256 {self.config_sha256}"),
+            ("Data from", self.prometheus),
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "account_type": self.account_type,
+            "gateway": self.gateway,
+            "server_version": self.server_version,
+            "kind": self.kind,
+            "kind_text": self.kind_text,
+            "gatewatch_version": {"exporter": self.exporter_version, "evidence": self.evidence_version},
+            "config": {"file": self.config_file, "sha256": self.config_sha256},
+            "prometheus": self.prometheus,
+        }
+
+
 @dataclass
 class AlertFiring:
     """One continuous firing interval of one alert."""
@@ -100,6 +155,7 @@ class Evidence:
     snapshots: list[Snapshot] = field(default_factory=list)
     grafana_note: str = "no Grafana URL given: no snapshots (the bundle is complete without them)"
     notes: list[str] = field(default_factory=list)
+    subject: Subject = field(default_factory=Subject)
 
     @property
     def passed(self) -> bool:
@@ -107,6 +163,7 @@ class Evidence:
 
     def verdict_json(self) -> dict[str, Any]:
         return {
+            "subject": self.subject.to_json(),
             "verdict": "pass" if self.passed else "fail",
             "pass": self.passed,
             "window": self.window.to_json(),

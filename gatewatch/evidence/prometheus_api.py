@@ -88,6 +88,10 @@ class PrometheusClient:
             return [({}, float(result[1]))]
         raise PrometheusError(f"expected an instant vector from {expr!r}, got {kind}")
 
+    def build_version(self) -> str:
+        """The server's version (/api/v1/status/buildinfo), e.g. ``2.42.0``."""
+        return str(self._get("/api/v1/status/buildinfo", {}).get("version", "unknown"))
+
     def samples(self, selector: str, seconds: float, at: float) -> list[RangeSeries]:
         """The raw samples of ``selector`` in the ``seconds`` before ``at`` (a range-vector query).
 

@@ -27,6 +27,7 @@ code{font-size:12px;background:#f6f6f6;padding:1px 3px}
 .legend{font-size:12px;margin:2px 0 12px 70px} .key{margin-right:14px;white-space:nowrap}
 .key i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 .muted{color:#666;font-size:13px}
+table.subject{width:auto;margin-bottom:12px} table.subject th{width:200px}
 """
 
 
@@ -45,7 +46,7 @@ def why_text(result: GateResult) -> str:
     """The gate in words: what it measured and why it passed or failed."""
     parts = []
     if result.passed:
-        parts.append(f"{result.measures or result.title}: within {result.threshold}" if result.series
+        parts.append(f"{result.measures or result.title}: meets {result.threshold}" if result.series
                      else result.reason or f"no data: {result.no_data_means}")
     else:
         parts.append(result.reason)
@@ -53,6 +54,25 @@ def why_text(result: GateResult) -> str:
     if result.note:
         parts.append(result.note)
     return ". ".join(p[:1].upper() + p[1:] for p in parts if p) + "."
+
+
+RUNBOOK = "runbook.md"
+"""The runbook, copied into the bundle so that every alert links to its section offline."""
+
+
+def runbook_link(alertname: str) -> str:
+    """An alert's name linked to its runbook section (docs/runbook.md anchors: the name in lower case)."""
+    name = html.escape(alertname)
+    return f'<a href="{RUNBOOK}#{html.escape(alertname.lower())}">{name}</a>'
+
+
+def subject_html(evidence: Evidence) -> str:
+    """The subject block: what the evidence is about, before any verdict."""
+    rows = "".join(
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in evidence.subject.rows()
+    )
+    return f'<section id="subject"><h2>Subject</h2><table class="subject">{rows}</table></section>'
 
 
 def render_html(evidence: Evidence) -> str:
@@ -66,6 +86,7 @@ def render_html(evidence: Evidence) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         "<h1>gatewatch validation session</h1>",
+        subject_html(evidence),
         f'<p><span class="verdict {css_class}" id="verdict">Session verdict: {verdict}</span></p>',
         f"<p>Window: <b>{iso(window.start)}</b> to <b>{iso(window.end)}</b> ({duration_text(round(window.seconds))}). "
         f"Generated {iso(evidence.generated_at)} from Prometheus "
@@ -104,7 +125,7 @@ def render_html(evidence: Evidence) -> str:
         for alert in evidence.alerts:
             labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
             out.append(
-                f"<tr><td>{html.escape(alert.name)}</td><td>{html.escape(alert.severity)}</td>"
+                f"<tr><td>{runbook_link(alert.name)}</td><td>{html.escape(alert.severity)}</td>"
                 f"<td>{iso(alert.start)}</td><td>{iso(alert.end)}</td><td>{html.escape(labels)}</td></tr>"
             )
         out.append("</table>")
@@ -171,6 +192,10 @@ def render_markdown(evidence: Evidence) -> str:
     lines = [
         f"# gatewatch validation session: {verdict}",
         "",
+        "## Subject",
+        "",
+        *[f"- {label}: {value}" for label, value in evidence.subject.rows()],
+        "",
         f"- Window: {iso(window.start)} to {iso(window.end)} ({duration_text(round(window.seconds))})",
         f"- Generated: {iso(evidence.generated_at)} from Prometheus {evidence.prometheus_url}",
         "- Full report: report.html (self-contained); raw series in series/; integrity: MANIFEST.sha256, "
@@ -190,7 +215,8 @@ def render_markdown(evidence: Evidence) -> str:
     lines += ["", "## Alerts that fired", ""]
     if evidence.alerts:
         lines += ["| Alert | Severity | From | To |", "|---|---|---|---|"]
-        lines += [f"| {a.name} | {a.severity} | {iso(a.start)} | {iso(a.end)} |" for a in evidence.alerts]
+        lines += [f"| [{a.name}]({RUNBOOK}#{a.name.lower()}) | {a.severity} | {iso(a.start)} | {iso(a.end)} |"
+                  for a in evidence.alerts]
     else:
         lines.append("None.")
     lines += ["", "## Probe runs", ""]

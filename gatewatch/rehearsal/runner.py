@@ -347,11 +347,16 @@ class Rehearsal:
         from gatewatch.evidence.collect import collect
         from gatewatch.evidence.gates import session_gates
         from gatewatch.evidence.model import Window
+        from gatewatch.evidence.subject import describe_subject, prometheus_in_words
+
         assert self.prometheus_url is not None
         # one evaluation interval so the last samples are in Prometheus before the query
         time.sleep(configs.scrape_interval_for(self.options.duration) * 2)
-        evidence = collect(PrometheusClient(self.prometheus_url), session_gates(self.config),
-                           Window(self.window_start, self.window_end), self.config)
+        client = PrometheusClient(self.prometheus_url)
+        window = Window(self.window_start, self.window_end)
+        evidence = collect(client, session_gates(self.config), window, self.config)
+        evidence.subject = describe_subject(client, window, self.config, config_file=None, kind="rehearsal",
+                                            prometheus_text=prometheus_in_words(client, None))
         folder = self.out / "evidence"
         try:
             write_bundle(evidence, folder)

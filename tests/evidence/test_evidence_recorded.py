@@ -188,7 +188,31 @@ def test_report_renders_in_headless_chromium(recorded_session: RecordedSession, 
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not installed (Debian package chromium)")
     out = tmp_path / "outage"
-    run_evidence(recorded_session, recorded_session.outage, out)
+    run_evidence(recorded_session, recorded_session.outage, out, "--subject", "simulator")
+    subject = json.loads((out / "verdict.json").read_text())["subject"]
+    assert subject["account"] == "DU1234567" and subject["kind"] == "simulator", subject
+    assert subject["gateway"].startswith("127.0.0.1:") and subject["server_version"].isdigit(), subject
+    assert len(subject["config"]["sha256"]) == 64 and subject["prometheus"].startswith("Prometheus 2."), subject
+    assert subject["gatewatch_version"]["exporter"] not in ("", "unknown"), subject
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", (out / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout
+    body = dom[dom.index("<body"):]
+    # the subject block comes first, before the verdict, and says what was watched
+    assert body.index('id="subject"') < body.index('id="verdict"') < body.index("Session gates")
+    assert "DU1234567" in body and "the gatewatch simulator (not a real Gateway)" in body
+    # legends name their series; no series is called "value"; one dashed line per symbol
+    quote_chart = body[body.index("Quote age per symbol"):]
+    assert 'data-series="symbol=SPY"' in quote_chart and 'data-series="symbol=QQQ"' in quote_chart
+    assert ">value<" not in body and "Gateway API connected" in body
+    assert "stroke-dasharray" in quote_chart[:quote_chart.index("</svg>")]
+    # time ticks on round clock values, named UTC; value ticks in units
+    assert re.search(r">\d\d:\d\d(:\d\d)? UTC<", body)
+    # a "why" in words for every gate; each alert links to its runbook section, copied into the bundle
+    assert "meets" in body or "No data" in body
+    assert (out / "runbook.md").is_file(), "the runbook travels with the bundle (alert links point into it)"
     png = tmp_path / "report.png"
     profile = tmp_path / "profile"
     subprocess.run(
