@@ -38,7 +38,7 @@ from bench.measure import cpu_shares, percentile, scrape_times  # noqa: E402
 from exporter.app import ExporterApp  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
-from gatewatch.localstack.process import Process, child_environment, gatewatch_command  # noqa: E402
+from gatewatch.localstack.process import child_environment, start_exporter  # noqa: E402
 from gatewatch.logs import setup_logging  # noqa: E402
 from simulator import running_simulator  # noqa: E402
 
@@ -147,11 +147,8 @@ def exporter_process(gateway_port: int, symbols: list[str], work: Path) -> Itera
     listen = free_port()
     config = work / "gatewatch.yaml"
     config.write_text(f"gateway:\n  port: {gateway_port}\nprobes:\n  symbols: [{', '.join(symbols)}]\n")
-    argv = gatewatch_command("exporter", "--config", str(config), "--listen", f"127.0.0.1:{listen}")
-    exporter = Process("exporter", argv, work / "exporter.log", env=child_environment(drop=["GATEWATCH_GATEWAY"]),
-                       ready_url=f"http://127.0.0.1:{listen}/healthz").start()
+    exporter = start_exporter(config, listen, work / "exporter.log", env=child_environment(drop=["GATEWATCH_GATEWAY"]))
     try:
-        exporter.wait_ready(30)
         wait_connected(listen)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # every stream delivering before measuring

@@ -39,7 +39,7 @@ from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack import configs as stack_configs  # noqa: E402
 from gatewatch.localstack import servers  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
-from gatewatch.localstack.process import Process, gatewatch_command  # noqa: E402
+from gatewatch.localstack.process import Process, gatewatch_command, start_exporter  # noqa: E402
 from gatewatch.localstack.smtp import MailSink  # noqa: E402
 from gatewatch.rehearsal import configs  # noqa: E402
 from gatewatch.rehearsal.observe import scrape  # noqa: E402
@@ -117,8 +117,7 @@ def sim_and_exporter(work: Path, symbols: list[str], tick_hz: float = 4.0, activ
     exporter: Process | None = None
     try:
         sim.wait_ready(30)
-        exporter = Process("exporter", gatewatch_command(
-            "exporter", "--config", str(config_path)), work / "exporter.log").start()
+        exporter = start_exporter(config_path, ports.exporter, work / "exporter.log")
         wait_connected(f"http://127.0.0.1:{ports.exporter}/metrics", exporter)
         yield sim, exporter, ports
     finally:

@@ -160,6 +160,24 @@ class Process:
         return ""
 
 
+def start_exporter(config: Path, port: int, log_path: Path, *, env: dict[str, str] | None = None,
+                   timeout: float = 30.0) -> Process:
+    """``gatewatch exporter --config FILE`` on ``127.0.0.1:port``, started and answering /healthz.
+
+    The one way the rehearsal, the benches and the tests start an exporter as the stack does; a
+    start that fails leaves no process behind (StartError names the exit or the time-out).
+    """
+    exporter = Process("exporter", gatewatch_command("exporter", "--config", str(config), "--listen",
+                                                     f"127.0.0.1:{port}"),
+                       log_path, env=env, ready_url=f"http://127.0.0.1:{port}/healthz").start()
+    try:
+        exporter.wait_ready(timeout)
+    except BaseException:
+        exporter.stop()
+        raise
+    return exporter
+
+
 class Supervisor:
     """Starts processes in order (each ready before the next), restarts crashed ones with
     exponential back-off, stops them in reverse order."""

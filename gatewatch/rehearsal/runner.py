@@ -25,7 +25,7 @@ from gatewatch.config import GATEWAY_ENV, GatewatchConfig
 from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
 from gatewatch.localstack.configs import REPO_ROOT
 from gatewatch.localstack.net import free_port
-from gatewatch.localstack.process import Process, child_environment, gatewatch_command
+from gatewatch.localstack.process import Process, child_environment, gatewatch_command, start_exporter
 from gatewatch.localstack.servers import (
     ALERTMANAGER_BINARIES,
     PROMETHEUS_BINARIES,
@@ -176,10 +176,8 @@ class Rehearsal:
                     len(self.timeline), self.scale, f", first in {first:.1f}s" if first is not None else "")
 
     def start_exporter(self) -> Process:
-        self.exporter = Process("exporter", gatewatch_command(
-            "exporter", "--config", str(self.config_path), "--listen", f"127.0.0.1:{self.ports.exporter}"),
-            self.out / "logs" / "exporter.log", env=self.env, ready_url=self.metrics_url).start()
-        self.exporter.wait_ready(30)
+        self.exporter = start_exporter(self.config_path, self.ports.exporter, self.out / "logs" / "exporter.log",
+                                       env=self.env)
         return self.exporter
 
     def start_bot(self) -> None:

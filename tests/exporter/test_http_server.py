@@ -15,7 +15,7 @@ import pytest
 from exporter import http_server
 from exporter.http_server import MetricsServer
 from gatewatch.localstack.net import free_port
-from gatewatch.localstack.process import Process, child_environment, gatewatch_command
+from gatewatch.localstack.process import child_environment, start_exporter
 
 
 @pytest.fixture
@@ -24,11 +24,8 @@ def exporter_port(tmp_path: Path):  # type: ignore[no-untyped-def]
     listen = free_port()
     config = tmp_path / "gatewatch.yaml"
     config.write_text(f"gateway:\n  port: {free_port()}\n")
-    argv = gatewatch_command("exporter", "--config", str(config), "--listen", f"127.0.0.1:{listen}")
-    proc = Process("exporter", argv, tmp_path / "exporter.log", env=child_environment(drop=["GATEWATCH_GATEWAY"]),
-                   ready_url=f"http://127.0.0.1:{listen}/healthz").start()
+    proc = start_exporter(config, listen, tmp_path / "exporter.log", env=child_environment(drop=["GATEWATCH_GATEWAY"]))
     try:
-        proc.wait_ready(30)
         yield listen, psutil.Process(proc.pid)
     finally:
         proc.stop(15)
