@@ -112,6 +112,9 @@ class Step:
     timeout: float = 60.0
     expect: str = ""
     """A line fragment the output must contain (what shows the command did its job)."""
+    only_if_absent: bool = False
+    """A helper ``background`` step: skipped when its ready URLs answer within 10 s (something the
+    documented commands started provides it)."""
     attempts: int = 1
     """Tries, ``retry_after`` seconds apart, when the document itself says to try again."""
     retry_after: float = 15.0
@@ -134,6 +137,15 @@ def _ready(urls: tuple[str, ...]) -> bool:
         except OSError:
             return False
     return True
+
+
+def _wait_ready(urls: tuple[str, ...], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _ready(urls):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def _tail(path: Path, limit: int = 1500) -> str:
@@ -229,6 +241,8 @@ def main(plan_file: str, results_file: str) -> int:
         elif step.kind == "service":
             outcomes.append(run_service(step, log))
         elif step.kind == "background":
+            if step.only_if_absent and _wait_ready(step.ready, 10.0):
+                continue
             proc, failed = start_service(step, log)
             if failed:
                 outcomes.append(failed)
