@@ -168,8 +168,8 @@ def test_documented_commands_run_as_written(tmp_path: Path) -> None:
                           cwd=box, env=env, capture_output=True, text=True, timeout=560, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     outcomes = json.loads(results.read_text(encoding="utf-8"))
-    ran = {o["text"] for o in outcomes} - {s["text"] for s in _plan() if s["only_if_absent"]}
-    expected = {s["text"] for s in _plan() if s["kind"] != "end-background" and not s["only_if_absent"]}
+    ran = {o["text"] for o in outcomes} - {s["text"] for s in _plan() if s.get("only_if_absent")}
+    expected = {s["text"] for s in _plan() if s["kind"] != "end-background" and not s.get("only_if_absent")}
     failed = [f"{o['text']} ({o['seconds']:.0f} s): {o['detail']}" for o in outcomes if not o["ok"]]
     assert not failed, "documented commands that fail:\n" + "\n\n".join(failed)
     assert ran == expected, f"not run: {sorted(expected - ran)}"
