@@ -28,7 +28,7 @@ from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE, PROBE_SCOPE, JournalError
 from probes.active.orders import NOT_DONE, ProbeFailure, marketable_buy_limit, marketable_sell_limit
-from probes.active.runner import ActiveSession
+from probes.active.runner import ActiveSession, ClientIdInUse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     except JournalError as exc:
         print(f"gatewatch flatten: {exc}", file=sys.stderr)
         return 2
+    except ClientIdInUse as exc:  # reachable, but another probe run holds the probes' client id
+        print(f"gatewatch flatten: not now: {exc}", file=sys.stderr)
+        return 1
     except (ConnectionError, TimeoutError, OSError) as exc:
         print(f"gatewatch flatten: cannot reach the Gateway: {type(exc).__name__} {exc}", file=sys.stderr)
         return 1

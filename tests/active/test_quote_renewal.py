@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 
 from probes.active.runner import ActiveSession, run_probes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_quote_stream_renewed_after_1101(sim, config_for):
@@ -37,3 +41,19 @@ async def test_a_second_concurrent_probe_run_reports_326_clearly(sim, config_for
     assert not result.ok
     assert "already in use" in result.detail and "326" in result.detail, result.detail
     assert "TimeoutError" not in result.detail
+
+
+async def test_flatten_while_a_probe_run_holds_the_client_id_says_so(sim, config_for, tmp_path):
+    """flatten beside a running probe session: the Gateway is reachable, the id is taken (326)."""
+    config = config_for(sim, gateway={"connect_timeout": 1})
+    path = tmp_path / "gatewatch.yaml"
+    path.write_text(config.model_dump_json())
+    async with ActiveSession(config):
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gatewatch", "flatten", "--config", str(path),
+            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(done.communicate(), 60)
+    stderr = err.decode()
+    assert done.returncode == 1, stderr
+    assert "already in use" in stderr and "326" in stderr and "cannot reach" not in stderr, stderr
