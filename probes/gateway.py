@@ -124,25 +124,33 @@ class GatewaySession:
     async def watch_liveness(self) -> None:
         """Declare a Gateway that stops answering down, by a check nothing else can hold up.
 
-        Any inbound byte proves the Gateway alive. When the line is quiet the watch asks for the
-        managed accounts (answered at once by any live Gateway, no pacing, no shared future or lock
-        with the probes); when nothing at all arrives for ``liveness_timeout`` seconds the connection
-        is dropped, so ``gatewatch_gateway_connected`` reads 0 and the reconnect loop takes over.
+        Any inbound byte proves the Gateway alive (:meth:`_on_data` only stamps the time). The watch
+        is one timer, set for the next moment something can be due: half the liveness limit after
+        the latest byte, when a quiet line is prodded with a request for the managed accounts
+        (answered at once by any live Gateway, no pacing, no shared future or lock with the probes),
+        then the limit itself, when a line that stayed silent is dropped, so
+        ``gatewatch_gateway_connected`` reads 0 and the reconnect loop takes over. A Gateway that
+        goes silent is thus declared down ``liveness_timeout`` seconds after its last byte; a
+        streaming one costs one wake-up per half limit, not a poll.
         """
-        prod_every = max(0.2, self.liveness_timeout / 5)
-        last_prod = 0.0
+        half = max(0.2, self.liveness_timeout / 2)
+        prodded_after = -1.0  # the last_inbound stamp a prod was sent after
         while True:
-            await asyncio.sleep(prod_every)
             if not self.connected:
+                await asyncio.sleep(half)
                 continue
             now = time.monotonic()
-            silent = now - self.last_inbound
+            heard = self.last_inbound
+            silent = now - heard
             if silent >= self.liveness_timeout:
                 self.drop(f"no answer from the Gateway for {silent:.1f} s")
-            elif silent >= prod_every and now - last_prod >= prod_every:
-                last_prod = now
+                continue
+            if silent >= half and prodded_after != heard:
+                prodded_after = heard
                 with contextlib.suppress(Exception):
                     self.ib.client.reqManagedAccts()
+            due = heard + (self.liveness_timeout if prodded_after == heard else half)
+            await asyncio.sleep(max(0.05, due - now))
 
     @property
     def address(self) -> str:

@@ -7,6 +7,7 @@ probes.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,7 +59,12 @@ async def run_periodically(
     Any exception other than cancellation counts as a failure of this probe only: a Gateway fault
     must never end the exporter. The time box is a deadline on the probe's own task (no extra task
     per run, which ``wait_for`` would create).
+
+    After the first run, runs fall on a grid of the loop's clock (multiples of ``interval``), so
+    probes whose intervals divide one another wake together in one pass of the event loop instead
+    of a few milliseconds apart each; a run that overruns its interval waits for the next point.
     """
+    loop = asyncio.get_running_loop()
     while True:
         started = time.monotonic()
         try:
@@ -74,5 +80,10 @@ async def run_periodically(
             recorder.record(False, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
         else:
             recorder.record(True, time.monotonic() - started)
-        elapsed = time.monotonic() - started
-        await asyncio.sleep(max(0.0, interval - elapsed))
+        await asyncio.sleep(next_grid_point(loop.time(), interval) - loop.time())
+
+
+def next_grid_point(now: float, interval: float) -> float:
+    """The first multiple of ``interval`` after ``now`` (at least a millisecond ahead)."""
+    point = (math.floor(now / interval) + 1) * interval
+    return point if point - now >= 0.001 else point + interval

@@ -59,6 +59,7 @@ class QuoteState:
     last_change: float | None = None
     gateway_timestamp: float | None = None
     last_values: tuple[float, ...] = ()
+    stamp: datetime | None = None  # the Gateway's last-trade time as last converted
     bid: float = math.nan
     ask: float = math.nan
     last: float = math.nan
@@ -165,14 +166,16 @@ class QuotesProbe:
     def _update(self, state: QuoteState, ticker: Ticker, now: float) -> None:
         """A few field writes per tick: everything derived (presence, sanity, spread) waits for a scrape."""
         state.ticks += max(1, len(ticker.ticks))
-        values = (ticker.bid, ticker.ask, ticker.last, ticker.bidSize, ticker.askSize, ticker.lastSize)
-        if values != state.last_values and not all(_unset(v) for v in values[:3]):
+        bid, ask, last = ticker.bid, ticker.ask, ticker.last
+        values = (bid, ask, last, ticker.bidSize, ticker.askSize, ticker.lastSize)
+        if values != state.last_values and not (_unset(bid) and _unset(ask) and _unset(last)):
             state.last_change = now
         state.last_values = values
-        if isinstance(ticker.lastTimestamp, datetime):
-            stamp = ticker.lastTimestamp
+        stamp = ticker.lastTimestamp
+        if stamp is not state.stamp and isinstance(stamp, datetime):  # converted once per new stamp
+            state.stamp = stamp
             state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
-        state.bid, state.ask, state.last = ticker.bid, ticker.ask, ticker.last
+        state.bid, state.ask, state.last = bid, ask, last
 
     async def run_once(self) -> None:
         """Success means every stream is held, so age, prices and sanity can be measured.
