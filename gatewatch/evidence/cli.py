@@ -136,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"Grafana at {args.grafana}: no snapshot made (the bundle is complete without)"
             )
     extra = {"junit.json": add_junit(args.junit, args.out)} if args.junit else None
+    evidence.test_suites = extra["junit.json"]["results"] if extra else []
     manifest = write_bundle(evidence, args.out, extra, sign_key=args.sign_key)
     verdict = "PASS" if evidence.passed else "FAIL"
     failed = [g.id for g in evidence.gates if not g.passed]

@@ -1,11 +1,14 @@
 """JUnit results (the live validation suite, ``gatewatch probe run --junit``) carried into the bundle.
 
 Why: the live suite's checks are part of the session's proof; the bundle keeps each XML file as
-written (under ``junit/``) and a summary in ``junit.json``, so the manifest covers them too.
+written (under ``junit/``) and a summary in ``junit.json``, so the manifest covers them too, and the
+report shows each suite's counts and every case that did not pass, so a reader sees them beside the
+gates.
 """
 
 from __future__ import annotations
 
+import html
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -46,3 +49,42 @@ def add_junit(paths: list[Path], folder: Path) -> dict[str, Any]:
     for path in paths:
         shutil.copyfile(path, target / path.name)
     return {"results": summaries}
+
+
+def _failing(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in result["cases"] if c["outcome"] in ("failed", "error", "skipped")]
+
+
+def _counts(result: dict[str, Any]) -> str:
+    return (f"{result['tests']} tests: {result['passed']} passed, {result['failed']} failed, "
+            f"{result['error']} errors, {result['skipped']} skipped")
+
+
+def html_section(results: list[dict[str, Any]]) -> str:
+    """The report's section on the test suites run in the session (nothing when none was given)."""
+    if not results:
+        return ""
+    out = ["<h2 id=\"test-suites\">Test suites run in the session (JUnit)</h2>"]
+    for result in results:
+        status = "PASS" if result["ok"] else "FAIL"
+        css = "pass" if result["ok"] else "fail"
+        out.append(f'<h3><code>{html.escape(result["file"])}</code>: <span class="{css}">{status}</span></h3>'
+                   f"<p>{_counts(result)}.</p>")
+        rows = _failing(result)
+        if rows:
+            out.append("<table><tr><th>Case</th><th>Outcome</th><th>Message</th></tr>")
+            out += [f"<tr><td>{html.escape(c['name'])}</td><td>{c['outcome']}</td>"
+                    f"<td>{html.escape(c['message'])}</td></tr>" for c in rows]
+            out.append("</table>")
+    return "\n".join(out)
+
+
+def markdown_section(results: list[dict[str, Any]]) -> list[str]:
+    """The same section for report.md."""
+    if not results:
+        return []
+    lines = ["", "## Test suites run in the session (JUnit)", ""]
+    for result in results:
+        lines.append(f"- `{result['file']}`: **{'PASS' if result['ok'] else 'FAIL'}** ({_counts(result)})")
+        lines += [f"  - {c['name']}: {c['outcome']} {c['message']}".rstrip() for c in _failing(result)]
+    return lines

@@ -156,6 +156,7 @@ class Evidence:
     grafana_note: str = "no Grafana URL given: no snapshots (the bundle is complete without them)"
     notes: list[str] = field(default_factory=list)
     subject: Subject = field(default_factory=Subject)
+    test_suites: list[dict[str, Any]] = field(default_factory=list)  # JUnit summaries (evidence.junit)
 
     @property
     def passed(self) -> bool:
@@ -174,6 +175,7 @@ class Evidence:
             "alerts_fired": [a.to_json() for a in self.alerts],
             "probes": [p.to_json() for p in self.probes],
             "bots": [b.to_json() for b in self.bots],
+            "test_suites": [{k: v for k, v in t.items() if k != "cases"} for t in self.test_suites],
             "grafana_snapshots": [
                 {"dashboard": s.dashboard, "url": s.url, "error": s.error} for s in self.snapshots
             ],

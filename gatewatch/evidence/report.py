@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from gatewatch.evidence import bot
+from gatewatch.evidence import bot, junit
 from gatewatch.evidence.charts import legend_html, render_svg
 from gatewatch.evidence.gates import GateResult
 from gatewatch.evidence.model import Evidence, iso
@@ -151,6 +151,7 @@ def render_html(evidence: Evidence) -> str:
         out.append("<p>No probe ran in the window.</p>")
 
     out.append(bot.html_section(evidence.bots))
+    out.append(junit.html_section(evidence.test_suites))
 
     out.append("<h2>Grafana snapshots</h2>")
     if evidence.snapshots:
@@ -226,6 +227,7 @@ def render_markdown(evidence: Evidence) -> str:
     else:
         lines.append("No probe ran in the window.")
     lines += bot.markdown_section(evidence.bots)
+    lines += junit.markdown_section(evidence.test_suites)
     lines += ["", "## Grafana snapshots", ""]
     if evidence.snapshots:
         lines += [f"- {s.dashboard}: {s.url or 'not made (' + s.error + ')'}" for s in evidence.snapshots]
