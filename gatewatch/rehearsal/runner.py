@@ -323,6 +323,9 @@ class Rehearsal:
     def finish(self) -> RehearsalResult:
         """Settle, judge the session, check the books, write rehearsal.json and print the verdict."""
         self.settle()
+        # The books right after they settled: the exporter's schedule goes on, and a probe run that
+        # starts while the evidence is collected (seconds) would show its own working order.
+        ledger = check_ledger(self.sim_state(), self.order_ref_prefix, self.journal_path)
         notes: list[str] = []
         passed: bool | None = None
         failed: list[str] = []
@@ -332,7 +335,6 @@ class Rehearsal:
         else:
             why = "not installed" if self.options.use_prometheus else "not used in this run"
             notes.append(f"no verdict: Prometheus and Alertmanager are {why}")
-        ledger = check_ledger(self.sim_state(), self.order_ref_prefix, self.journal_path)
         result = RehearsalResult(passed, failed, ledger, (self.window_start, self.window_end),
                                  [f.describe() for f in fired_by(self.timeline, self.sim_elapsed())],
                                  len(self.mail.mails) if self.mail else 0, evidence_dir, notes)
