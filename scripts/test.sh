@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Real Prometheus, Alertmanager (promtool, amtool) and headless Chromium from Debian's packages.
+# Real Prometheus, Alertmanager (promtool, amtool), headless Chromium and the tools below, from Debian's packages.
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# ssh-keygen signs evidence bundles; unshare gives the docs test a private network namespace.
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
