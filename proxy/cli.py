@@ -53,18 +53,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(app: ProxyApp) -> int:
-    try:
-        await app.start()
-    except OSError as exc:
-        logger.error("proxy cannot listen: {}", exc.strerror or exc)
-        await app.stop()
-        return 1
+    # Signal handlers first: a SIGTERM that arrives while the listeners start (the /healthz answer
+    # may already be out) stops the proxy cleanly instead of killing it.
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, lambda: main.cancel() if main else None)
     try:
+        try:
+            await app.start()
+        except OSError as exc:
+            logger.error("proxy cannot listen: {}", exc.strerror or exc)
+            return 1
         await asyncio.Event().wait()
     except asyncio.CancelledError:
         logger.info("proxy stopping")
