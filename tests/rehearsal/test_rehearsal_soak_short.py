@@ -1,8 +1,9 @@
 """A short soak (about a minute, quotes ticking fast): no file-descriptor or task growth, bounded memory.
 
 A sanity check only: the real figures come from ``bench/run_all.py --soak-minutes 30`` and are in
-docs/performance.md. Tasks come from the exporter's own gauge; active probe runs add tasks while
-they last, so the floor of each half of the run is compared: a leak raises the floor.
+docs/performance.md. Tasks come from the exporter's own gauge. An active probe run adds tasks, and
+four files while it lasts (its journal with WAL and shared memory, and its own Gateway socket), so
+the floor of each half of the run is compared: a leak raises the floor, a run in flight does not.
 """
 
 from __future__ import annotations
@@ -43,15 +44,17 @@ def test_short_soak_has_no_fd_growth_and_bounded_rss(tmp_path: Path) -> None:
             if time.time() >= next_sample:
                 samples.append((time.time(), _sample(process)))
                 tasks.append(scrape(r.metrics_url).get("gatewatch_exporter_asyncio_tasks"))
-                next_sample = time.time() + 5.0
+                next_sample = time.time() + 2.5
 
         rehearsal.play(on_tick=sample)
         result = rehearsal.finish()
-    assert len(samples) >= 8
-    (fds0, threads0, rss0), (fds1, threads1, rss1) = samples[0][1], samples[-1][1]
-    assert fds1 <= fds0, f"open files grew from {fds0} to {fds1} after warm-up"
-    assert threads1 <= threads0 + 1, f"threads grew from {threads0} to {threads1}"
-    half = len(tasks) // 2
+    assert len(samples) >= 16
+    half = len(samples) // 2
+    fds = [fd_count for _, (fd_count, _, _) in samples]
+    threads = [thread_count for _, (_, thread_count, _) in samples]
+    assert min(fds[half:]) <= min(fds[:half]), f"open files' floor grew: {fds}"
+    assert min(threads[half:]) <= min(threads[:half]), f"threads' floor grew: {threads}"
+    rss0, rss1 = samples[0][1][2], samples[-1][1][2]
     assert min(tasks[half:]) <= min(tasks[:half]), f"asyncio tasks' floor grew: {tasks}"
     assert rss1 - rss0 < RSS_GROWTH_BOUND, f"RSS grew {(rss1 - rss0) / 1e6:.1f} MB in {DURATION - WARM_UP:g}s"
     assert result.ledger.problems == []
