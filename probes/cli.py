@@ -6,17 +6,14 @@ Why JUnit: CI systems and the evidence bundle read it without knowing gatewatch.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from loguru import logger
-
-from gatewatch.config import GatewatchConfig, add_config_argument, load_config
+from gatewatch.config import add_config_argument, load_config
 from gatewatch.logs import setup_logging
 from probes.active.runner import PROBES, RunReport, run_probes, unwind_bound
+from probes.active.stopping import run_until_signalled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,46 +33,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(config.exporter.log_level, config.exporter.log_json)
-    try:
-        report = asyncio.run(_run_until_signalled(config, args.only))
-    except asyncio.CancelledError:
+    report, stop = run_until_signalled(
+        lambda event: run_probes(config, only=args.only, stop=event),
+        unwinding="unwinding the running probe (cancel, close)",
+        bound=unwind_bound(config),
+    )
+    if report is None:
         print("gatewatch probe run: stopped at once (second signal); the next run's recovery cleans up",
               file=sys.stderr)
-        return 1
+        return stop.exit_status
     print(format_table(report))
     if args.junit:
         write_junit(report, args.junit)
     if report.bad_file:
         print(f"gatewatch probe run: {report.bad_file}", file=sys.stderr)
         return 2
-    return 0 if report.ok and not report.stopped else 1
-
-
-async def _run_until_signalled(config: GatewatchConfig, only: list[str] | None) -> RunReport:
-    """Run the probes; SIGTERM/SIGINT unwinds the probe in flight, a second one stops at once."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    stop = asyncio.Event()
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not stop.is_set():
-            logger.warning(
-                "{} received: unwinding the running probe (cancel, close; at most {:g} s); "
-                "send it again to stop at once",
-                sig.name,
-                unwind_bound(config),
-            )
-            stop.set()
-        elif main is not None:
-            main.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        return await run_probes(config, only=only, stop=stop)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    if stop.signal is not None:
+        return stop.exit_status
+    return 0 if report.ok else 1
 
 
 def format_table(report: RunReport) -> str:

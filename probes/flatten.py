@@ -28,7 +28,8 @@ from gatewatch.logs import setup_logging
 from probes.active.guard import OrderRefused
 from probes.active.journal import OPERATOR_SCOPE, PROBE_SCOPE, JournalError
 from probes.active.orders import NOT_DONE, ProbeFailure, marketable_buy_limit, marketable_sell_limit
-from probes.active.runner import ActiveSession, ClientIdInUse
+from probes.active.runner import ActiveSession, ClientIdInUse, unwind_bound
+from probes.active.stopping import cancel_on_stop, run_until_signalled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        done = asyncio.run(flatten(config, everything=args.all, repair=args.repair))
+        done, stop = run_until_signalled(
+            lambda event: flatten(config, everything=args.all, repair=args.repair, stop=event),
+            unwinding="flatten sends no further order and settles the ones it sent (fill or cancel)",
+            bound=unwind_bound(config),
+        )
     except OrderRefused as exc:
         print(f"gatewatch flatten: refused ({exc.reason}): {exc}", file=sys.stderr)
         return 1
@@ -80,8 +85,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConnectionError, TimeoutError, OSError) as exc:
         print(f"gatewatch flatten: cannot reach the Gateway: {type(exc).__name__} {exc}", file=sys.stderr)
         return 1
+    if done is None:
+        print("gatewatch flatten: stopped at once (second signal); every order it sent is journalled and "
+              "the next recovery (`gatewatch flatten`, `probe run`, the exporter) settles it", file=sys.stderr)
+        return stop.exit_status
     for line in done or ["nothing to do"]:
         print(line)
+    if stop.signal is not None:
+        print(f"gatewatch flatten: stopped by {stop.signal.name}: no further order sent, the ones it sent "
+              "settled (above, with what the probes hold now); run it again to finish", file=sys.stderr)
+        return stop.exit_status
     return 1 if any(line.startswith(NOT_DONE) for line in done) else 0
 
 
@@ -101,16 +114,53 @@ def _confirmed(question: str) -> bool:
     return answer.strip().lower() == "yes"
 
 
-async def flatten(config: GatewatchConfig, *, everything: bool = False, repair: bool = False) -> list[str]:
-    """Flatten probe orders/positions (default) or everything on the paper account."""
+async def flatten(
+    config: GatewatchConfig, *, everything: bool = False, repair: bool = False, stop: asyncio.Event | None = None
+) -> list[str]:
+    """Flatten probe orders/positions (default) or everything on the paper account.
+
+    A set ``stop`` (a signal) cancels the work in flight, so no further order is sent; the orders
+    already sent are settled (each fills or is cancelled, bounded by ``unwind_bound``) and what the
+    probes hold then is listed, so the journal, the Gateway and the report agree.
+    """
     async with ActiveSession(config) as session:
         session.guard.check_paper()
-        done = await session.orders.cleanup(probe="flatten")
-        done += await _disagreements(session, repair=repair)
-        if everything:
-            done += await _flatten_everything(session)
+        done: list[str] = []
+        finished = await cancel_on_stop(_flatten(session, done, everything=everything, repair=repair), stop)
+        if finished is None:
+            done += await _settle_after_stop(session)
+        else:
+            await finished
         session.update_gauges()
         return done
+
+
+async def _flatten(session: ActiveSession, done: list[str], *, everything: bool, repair: bool) -> None:
+    """The work itself; each step's lines are added to ``done`` as it completes."""
+    done += await session.orders.cleanup(probe="flatten")
+    done += await _disagreements(session, repair=repair)
+    if everything:
+        done += await _flatten_everything(session)
+
+
+async def _settle_after_stop(session: ActiveSession) -> list[str]:
+    """After a stop: settle the orders flatten sent (no new one), then say what the probes hold."""
+    bound = unwind_bound(session.config)
+    try:
+        done = await asyncio.wait_for(session.orders.settle(), bound)
+    except TimeoutError:
+        done = [f"{NOT_DONE}settled the orders sent within {bound:g} s: they are journalled, the next "
+                "recovery finishes it"]
+    except (ConnectionError, OSError) as exc:
+        return [f"{NOT_DONE}settled the orders sent: {type(exc).__name__} {exc}; they are journalled, the next "
+                "recovery settles them"]
+    try:
+        holdings = await session.orders.holdings()
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        return [*done, f"{NOT_DONE}read the positions after the stop: {type(exc).__name__} {exc}"]
+    held = [h for h in holdings.values() if abs(h.journal) > 1e-9 or abs(h.gateway) > 1e-9]
+    done += [f"{NOT_DONE}flat: {h.describe()}" for h in held]
+    return done or ["nothing was working; the probes hold nothing"]
 
 
 async def _disagreements(session: ActiveSession, *, repair: bool) -> list[str]:

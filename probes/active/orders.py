@@ -509,13 +509,12 @@ class ProbeOrders:
                 )
             await asyncio.sleep(0.25)
 
-    async def cleanup(self, *, probe: str = "cleanup") -> list[str]:
-        """Cancel our open orders and close what our probes hold; returns what was done.
+    async def settle(self) -> list[str]:
+        """Cancel our working orders (one by id) and wait for each to end; the journal is then current.
 
-        Only orders with our orderRef prefix are cancelled, one by id. Positions closed are the
-        journal's net probe position per contract when the Gateway agrees (:mod:`holdings`), so a
-        position opened by the trading bot or by hand is never touched, and a disagreement is left
-        for ``gatewatch flatten --repair`` instead of guessed at.
+        Each order either ends cancelled or fills first (a cancel can race a fill); its fills are
+        recorded either way. Sends no new order: this is all a stop may do (see
+        :mod:`probes.active.stopping`). Journalled orders the Gateway no longer shows are marked so.
         """
         actions: list[str] = []
         for trade in list(self.ib.openTrades()):
@@ -540,6 +539,23 @@ class ProbeOrders:
             if row.order_ref not in open_refs and row.client_id == mine:
                 known = self.find_sent(row.order_ref)
                 self.journal.update_status(row.order_ref, known.orderStatus.status if known else "Gone")
+        for trade in self.ib.openTrades():
+            if self.guard.owns(trade.order.orderRef):
+                logger.error("probe order {} still {} {:g} s after its cancel", trade.order.orderRef,
+                             trade.orderStatus.status, self.active.cancel_timeout)
+                actions.append(f"{NOT_DONE}cancelled {trade.order.orderRef} (id {trade.order.orderId}): still "
+                               f"{trade.orderStatus.status} {self.active.cancel_timeout:g} s after its cancel")
+        return actions
+
+    async def cleanup(self, *, probe: str = "cleanup") -> list[str]:
+        """Settle our orders (:meth:`settle`), then close what our probes hold; returns what was done.
+
+        Only orders with our orderRef prefix are cancelled, one by id. Positions closed are the
+        journal's net probe position per contract when the Gateway agrees (:mod:`holdings`), so a
+        position opened by the trading bot or by hand is never touched, and a disagreement is left
+        for ``gatewatch flatten --repair`` instead of guessed at.
+        """
+        actions = await self.settle()
         held = await self.held_by_gateway()
         for con_id, holding in (await self.holdings()).items():
             contract = held.get(con_id, (None, 0.0))[0]

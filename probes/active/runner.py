@@ -16,7 +16,6 @@ recovery does it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ from probes.active.instrument import resolve_instrument
 from probes.active.journal import Journal, JournalError
 from probes.active.orders import NOT_DONE, ProbeFailure, ProbeOrders
 from probes.active.pacing import GatewayBudget, PacingGovernor, gateway_budget
+from probes.active.stopping import cancel_on_stop
 from probes.state import ProbeState
 
 ProbeFn = Callable[[ProbeContext], Awaitable[str]]
@@ -294,19 +294,9 @@ async def _run_one(
 ) -> ProbeResult | None:
     """Run one probe time-boxed; None when ``stop`` was set while it ran (the probe is cancelled)."""
     started = time.monotonic()
-    probe = asyncio.ensure_future(asyncio.wait_for(PROBES[name](ctx), timeout))
-    if stop is not None:
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({probe, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # on a stop, and on our own cancellation: never leave the probe running
-            stopper.cancel()
-            if not probe.done():
-                probe.cancel()
-        if probe.cancelled() or not probe.done():
-            with contextlib.suppress(BaseException):
-                await probe
-            return None
+    probe = await cancel_on_stop(asyncio.wait_for(PROBES[name](ctx), timeout), stop)
+    if probe is None:
+        return None
     try:
         detail = await probe
         ok = True
