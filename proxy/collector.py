@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from proxy.observer import UNKNOWN_CLIENT, ConnState, Observer
+from proxy.measure import UNKNOWN_CLIENT, ConnState
+from proxy.observer import Observer
 from proxy.stats import ClientStats, Histogram
 
 CLIENT = ["client_id", "client_name"]

@@ -25,7 +25,8 @@ from typing import Any
 from loguru import logger
 
 from proxy.inject import error_frame
-from proxy.observer import TICKS, ConnState, Observer
+from proxy.measure import ConnState
+from proxy.observer import Observer
 from proxy.relay import Connection, Relay
 from simulator.faults import FaultSet, fault_duration, fault_number
 from simulator.scenario import load_timeline
@@ -184,9 +185,9 @@ class ProxyFaults:
             return None
         keep = []
         for p in payloads:
-            cut = p.find(b"\0")
-            if p[:cut] in TICKS:
-                sub = st.subs.get(p.split(b"\0", 3)[2])
+            req_id = self.observer.tick_request(conn, p)
+            if req_id is not None:
+                sub = st.subs.get(req_id)
                 if sub is not None and sub.name.upper() in frozen:
                     continue
             keep.append(p)

@@ -2,10 +2,12 @@
 
 The rule itself is :func:`probes.active.guard.paper_verdict` (shared with the active probes and
 preflight); this module only applies it to a bot's connection: the upstream port, the accounts the
-Gateway announced on this connection (managedAccounts) and the order's own account field. An
-order that cannot be read (protobuf) is judged without its account field, and a connection whose
-accounts are unknown is refused: when in doubt, nothing is sent. The bot gets an error for that
-order id (201, the Gateway's own "order rejected" code) whose text says why.
+Gateway announced on this connection (managedAccounts) and the order's own account field (text
+placeOrder, or IBKR's PlaceOrderRequest at server versions above 200, read by
+:mod:`proxy.protodecode`). An order whose bytes cannot be read is judged without its account
+field, and a connection whose accounts are unknown is refused: when in doubt, nothing is sent.
+The bot gets an error for that order id (201, the Gateway's own "order rejected" code) whose text
+says why.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from loguru import logger
 
 from gatewatch.config import GatewayConfig
 from probes.active.guard import paper_verdict
-from proxy import protowire
+from proxy import protodecode
 from proxy.inject import error_frame
-from proxy.observer import PROTOBUF_MIN_SERVER_VERSION, PROTOBUF_MSG_ID, ConnState
+from proxy.measure import ConnState
+from proxy.observer import PROTOBUF_MIN_SERVER_VERSION, PROTOBUF_MSG_ID
 from proxy.relay import Connection
 
 PLACE_ORDER = 3
@@ -38,17 +41,16 @@ class OrderGuard:
         if not self.paper_only:
             return None
         raw = conn.server_version >= PROTOBUF_MIN_SERVER_VERSION
-        if not any(_order_fields(p, raw) is not None for p in payloads):
+        if not any(_order(p, raw) is not None for p in payloads):
             return None
         kept: list[bytes] = []
         for payload in payloads:
-            fields = _order_fields(payload, raw)
-            if fields is None or self._allowed(conn, fields):
+            order = _order(payload, raw)
+            if order is None or self._allowed(conn, *order):
                 kept.append(payload)
         return kept
 
-    def _allowed(self, conn: Connection, fields: list[bytes]) -> bool:
-        account = fields[ACCOUNT_FIELD].decode("utf-8", "replace") if len(fields) > ACCOUNT_FIELD else ""
+    def _allowed(self, conn: Connection, order_id: str, account: str) -> bool:
         verdict = paper_verdict(
             paper=self.gateway.paper,
             port=self.upstream_port,
@@ -58,7 +60,6 @@ class OrderGuard:
         )
         if verdict.ok:
             return True
-        order_id = fields[1].decode("ascii", "replace") if len(fields) > 1 else "?"
         st: ConnState | None = conn.state.get("obs")
         if st is not None:
             st.stats.refused[verdict.reason] += 1
@@ -79,21 +80,24 @@ class OrderGuard:
         return False
 
 
-def _order_fields(payload: bytes, raw_ids: bool) -> list[bytes] | None:
-    """The fields of a placeOrder (protobuf ones: only the id), else None."""
+def _order(payload: bytes, raw_ids: bool) -> tuple[str, str] | None:
+    """(order id, account field) of a placeOrder, else None."""
     if raw_ids:
         if len(payload) < 4:
             return None
         mid = int.from_bytes(payload[:4], "big")
-        if mid == PLACE_ORDER:
-            return [b"3", *payload[4:].split(b"\0")]
-        if mid == PLACE_ORDER + PROTOBUF_MSG_ID:  # PlaceOrderRequest: orderId = 1
+        if mid == PLACE_ORDER + PROTOBUF_MSG_ID:
             try:
-                order_id = protowire.fields(payload[4:]).get(1, -1)
-            except ValueError:
-                order_id = -1
-            return [b"3", str(order_id if isinstance(order_id, int) else -1).encode()]
+                ids, account = protodecode.place_order(payload[4:])
+            except protodecode.DecodeError:
+                return "-1", ""
+            return str(ids[0]), account
+        if mid != PLACE_ORDER:
+            return None
+        payload = b"3\0" + payload[4:]
+    elif not payload.startswith(b"3\0"):
         return None
-    if not payload.startswith(b"3\0"):
-        return None
-    return payload.split(b"\0", ACCOUNT_FIELD + 1)
+    fields = payload.split(b"\0", ACCOUNT_FIELD + 1)
+    order_id = fields[1].decode("ascii", "replace") if len(fields) > 1 else "?"
+    account = fields[ACCOUNT_FIELD].decode("utf-8", "replace") if len(fields) > ACCOUNT_FIELD else ""
+    return order_id, account

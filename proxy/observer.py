@@ -1,100 +1,70 @@
-"""Decodes a copy of the relayed frames into what the bot experiences (:mod:`proxy.stats`).
+"""Decodes a copy of the relayed frames into what the bot experiences (:mod:`proxy.measure`).
 
 Runs after each batch has been written on (see :class:`proxy.relay.RelayHooks.observe`), so
-decoding never delays a frame. It reads only the first fields it needs (``bytes.split`` with a
-limit) and looks messages up by their raw id, keeping request ids as bytes: the common case, a
-tick, costs one split and two dict look-ups. Field positions are those of the TWS protocol notes
-(text protocol up to server version 178; message ids without a version field noted there).
-From server version 201 on the message id is a 4-byte integer and ids above 200 carry protobuf:
-those are counted as undecoded and left alone.
+decoding never delays a frame. This module decodes the text protocol and hands protobuf messages
+to :mod:`proxy.protodecode`; both feed the same events of :class:`proxy.measure.Measure`. Text
+decoding reads only the first fields it needs (``bytes.split`` with a limit) and looks messages up
+by their raw id, keeping request ids as bytes: the common case, a tick, costs one split and two
+dict look-ups. Field positions are those of the TWS protocol notes (text protocol up to server
+version 178; message ids without a version field noted there). From server version 201 on the
+message id is a 4-byte integer; ids above 200 carry protobuf.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from loguru import logger
-
-from proxy import protowire
-from proxy.errors import ORDER_REJECTS, error_class
+from proxy import protodecode
+from proxy.measure import (
+    ACCOUNT_UPDATES,
+    ANSWERS_WITH_ID,
+    ANSWERS_WITHOUT_ID,
+    CANCELS,
+    POSITIONS,
+    REQUEST_KINDS,
+    TICKS,
+    UNKNOWN_CLIENT,
+    ConnState,
+    Measure,
+    symbol_name,
+)
 from proxy.relay import TO_BOT, Connection
-from proxy.stats import ClientStats, ProxyTotals, SymbolStats
 
-PROTOBUF_MIN_SERVER_VERSION = 201
-PROTOBUF_MSG_ID = 200
+__all__ = ["UNKNOWN_CLIENT", "ConnState", "Observer"]
+
+PROTOBUF_MIN_SERVER_VERSION = protodecode.MIN_SERVER_VER_PROTOBUF
+PROTOBUF_MSG_ID = protodecode.PROTOBUF_MSG_ID
 #: From this server version on, error messages carry no version field (and end with the error time).
 ERROR_WITHOUT_VERSION = 194
-UNKNOWN_CLIENT = "unknown"
-#: Order statuses after which an order no longer works.
-TERMINAL = frozenset({b"Filled", b"Cancelled", b"ApiCancelled", b"Inactive"})
+
+# Where the text layout carries the request id (field index; -1: none), for measure's ids.
+_REQUEST_ID_AT = {9: 2, 20: 1, 61: -1, 62: 2, 76: 2, 7: 2}
+_ANSWER_ID_AT = {10: 1, 52: 2, 17: 1, 108: 1, 90: 1, 63: 2, 64: 2, 73: 2, 74: 2, 11: 1, 55: 2}
+_CANCEL_ID_AT = {2: 2, 25: 2, 63: 2, 77: 2, 64: -1}
 
 
-@dataclass
-class OrderTrack:
-    """One order of the bot, from placeOrder on."""
-
-    placed: float
-    acked: bool = False
-    filled: bool = False
-    fill_seen: bool = False
-    status: bytes = b""
-
-    @property
-    def working(self) -> bool:
-        return self.status not in TERMINAL
+def _b(mid: int) -> bytes:
+    return str(mid).encode()
 
 
-@dataclass
-class ConnState:
-    """What the decoder keeps per connection."""
-
-    stats: ClientStats
-    registered: bool = False
-    pending: dict[bytes, tuple[str, float]] = field(default_factory=dict)  # req key -> (kind, since)
-    subs: dict[bytes, SymbolStats] = field(default_factory=dict)  # market data req id -> symbol
-    orders: dict[bytes, OrderTrack] = field(default_factory=dict)
-
-
-# request message id -> (kind, index of the request id or -1 for requests without one)
-REQUESTS: dict[bytes, tuple[str, int]] = {
-    b"9": ("contract_details", 2),
-    b"20": ("historical_data", 1),
-    b"61": ("positions", -1),
-    b"62": ("account", 2),
-    b"76": ("account", 2),
-    b"7": ("executions", 2),
-}
-# answer message id -> index of the request id (or a fixed key for answers without one)
+#: request message id -> (kind, index of the request id or -1 for requests without one)
+REQUESTS: dict[bytes, tuple[str, int]] = {_b(m): (kind, _REQUEST_ID_AT[m]) for m, kind in REQUEST_KINDS.items()}
+#: answer message id -> index of the request id (or a fixed key for answers without one)
 ANSWERS: dict[bytes, int | bytes] = {
-    b"10": 1,
-    b"52": 2,
-    b"17": 1,
-    b"90": 1,
-    b"63": 2,
-    b"64": 2,
-    b"73": 2,
-    b"74": 2,
-    b"11": 1,
-    b"55": 2,
-    b"61": b"positions",
-    b"62": b"positions",
-    b"6": b"account_updates",
-    b"7": b"account_updates",
-    b"54": b"account_updates",
+    **{_b(m): _ANSWER_ID_AT[m] for m in ANSWERS_WITH_ID},
+    **{_b(m): key for m, key in ANSWERS_WITHOUT_ID.items()},
 }
-TICKS = frozenset({b"1", b"2", b"45", b"46"})
-CANCELS: dict[bytes, int] = {b"2": 2, b"25": 2, b"63": 2, b"77": 2, b"64": -1}
+TEXT_TICKS = frozenset(_b(m) for m in TICKS)
+#: cancel message id -> (index of the request id or -1, whether it ends a market data subscription)
+TEXT_CANCELS: dict[bytes, tuple[int, bool]] = {_b(m): (_CANCEL_ID_AT[m], md) for m, md in CANCELS.items()}
 
 
-class Observer:
-    """Turns relayed frames into :class:`ClientStats` per client id."""
+class Observer(Measure):
+    """Turns relayed frames into the measurements of :class:`Measure`, per client id."""
 
     def __init__(self, names: dict[int, str] | None = None) -> None:
-        self.names = names or {}
-        self.clients: dict[str, ClientStats] = {}
-        self.totals = ProxyTotals()
+        super().__init__(names)
         self.connections: dict[int, Connection] = {}
         self._bot: dict[bytes, Callable[[Connection, ConnState, bytes, float], None]] = {
             b"71": self._start_api,
@@ -110,12 +80,6 @@ class Observer:
         }
 
     # ------------------------------------------------------------- lifecycle
-    def client(self, client_id: str) -> ClientStats:
-        stats = self.clients.get(client_id)
-        if stats is None:
-            stats = self.clients[client_id] = ClientStats(client_id)
-        return stats
-
     def opened(self, conn: Connection) -> None:
         conn.state["obs"] = ConnState(self.client(UNKNOWN_CLIENT))
         self.connections[conn.id] = conn
@@ -138,7 +102,8 @@ class Observer:
         st: ConnState = conn.state["obs"]
         now = time.monotonic()
         self.totals.frames[direction] += len(payloads)
-        if direction == TO_BOT:
+        to_bot = direction == TO_BOT
+        if to_bot:
             st.stats.received += len(payloads)
             handlers = self._gw
             if not conn.server_version:
@@ -156,38 +121,39 @@ class Observer:
                         continue
                     mid = int.from_bytes(payload[:4], "big")
                     if mid > PROTOBUF_MSG_ID:
-                        if not self._protobuf(conn, st, direction, mid, payload[4:], now):
+                        if not protodecode.decode(self, conn, st, to_bot, mid, payload[4:], now):
                             self.totals.undecoded[(direction, "protobuf")] += 1
                         continue
                     payload = str(mid).encode() + b"\0" + payload[4:]
                 cut = payload.find(b"\0")
                 mid_b = payload[:cut] if cut >= 0 else payload
-                if direction == TO_BOT:
+                if to_bot:
                     self._answer(st, mid_b, payload, now)
                 else:
                     self._request(st, mid_b, payload, now)
                 handler = handlers.get(mid_b)
                 if handler is not None:
                     handler(conn, st, payload, now)
-            except (ValueError, IndexError):
+            except (ValueError, IndexError, protodecode.DecodeError):
                 self.totals.undecoded[(direction, "malformed")] += 1
 
-    def _protobuf(self, conn: Connection, st: ConnState, direction: str, mid: int, body: bytes, now: float) -> bool:
-        """Decode the protobuf messages the proxy needs (client id, accounts, errors); False for the others."""
-        if direction != TO_BOT:
-            if mid == protowire.START_API:
-                self._start_api(conn, st, b"71\x002\0" + str(protowire.start_api_client_id(body)).encode() + b"\0", now)
-                return True
-            return False
-        if mid == protowire.MANAGED_ACCOUNTS:
-            conn.accounts = protowire.managed_accounts(body)
-            return True
-        if mid == protowire.ERROR_MESSAGE:
-            req_id, code, text = protowire.error_message(body)
-            fields = [b"4", b"", str(req_id).encode(), str(code).encode(), text.encode(), b""]
-            self._error(conn, st, b"\0".join(fields), now, version_field=True)
-            return True
-        return False
+    def tick_request(self, conn: Connection, payload: bytes) -> bytes | None:
+        """The request id of a tick to the bot (text or protobuf), None for any other message."""
+        if conn.server_version >= PROTOBUF_MIN_SERVER_VERSION:
+            if len(payload) < 4:
+                return None
+            mid = int.from_bytes(payload[:4], "big")
+            if mid > PROTOBUF_MSG_ID:
+                try:
+                    return protodecode.tick_request(mid, payload[4:])
+                except protodecode.DecodeError:
+                    return None
+            payload = str(mid).encode() + b"\0" + payload[4:]
+        cut = payload.find(b"\0")
+        if payload[:cut] not in TEXT_TICKS:
+            return None
+        f = payload.split(b"\0", 3)
+        return f[2] if len(f) > 2 else None
 
     def _server_hello(self, conn: Connection, st: ConnState, payload: bytes) -> None:
         fields = payload.split(b"\0")
@@ -199,97 +165,57 @@ class Observer:
             return
         st.stats.server_version = conn.server_version
 
-    # bot -> Gateway ---------------------------------------------------------
-    def _request(self, st: ConnState, mid: bytes, payload: bytes, now: float) -> None:
-        req = REQUESTS.get(mid)
-        if req is not None:
-            kind, idx = req
-            key = payload.split(b"\0", idx + 1)[idx] if idx >= 0 else kind.encode()
-            st.pending[key] = (kind, now)
-            st.stats.requests[kind] += 1
-            return
-        cancel = CANCELS.get(mid)
-        if cancel is not None:
-            key = payload.split(b"\0", cancel + 1)[cancel] if cancel >= 0 else b"positions"
-            st.pending.pop(key, None)
-            if mid == b"2":
-                sub = st.subs.pop(key, None)
-                if sub is not None:
-                    sub.subscriptions -= 1
-
     def early_start_api(self, conn: Connection, payloads: list[bytes]) -> None:
         """Learn the client id before the guard judges a batch that carries startApi and an order."""
         st: ConnState | None = conn.state.get("obs")
         if st is None or st.registered:
             return
         raw_ids = conn.server_version >= PROTOBUF_MIN_SERVER_VERSION
+        now = time.monotonic()
         for payload in payloads:
-            if raw_ids and payload[:4] == b"\0\0\0\x47":  # 71 as a 4-byte id
-                payload = b"71\0" + payload[4:]
-            elif raw_ids and payload[:4] == protowire.START_API.to_bytes(4, "big"):
-                payload = b"71\x002\0" + str(protowire.start_api_client_id(payload[4:])).encode() + b"\0"
-            if payload.startswith(b"71\0"):
-                try:
-                    self._start_api(conn, st, payload, time.monotonic())
-                except (ValueError, IndexError):
-                    self.totals.undecoded[("to_gateway", "malformed")] += 1
+            try:
+                if raw_ids and payload[:4] == _START_API_PB:
+                    protodecode.decode(self, conn, st, False, protodecode.START_API + PROTOBUF_MSG_ID, payload[4:], now)
+                    return
+                if raw_ids and payload[:4] == _START_API_RAW:
+                    payload = b"71\0" + payload[4:]
+                if payload.startswith(b"71\0"):
+                    self._start_api(conn, st, payload, now)
+                    return
+            except (ValueError, IndexError, protodecode.DecodeError):
+                self.totals.undecoded[("to_gateway", "malformed")] += 1
                 return
 
+    # bot -> Gateway (text) -------------------------------------------------
+    def _request(self, st: ConnState, mid: bytes, payload: bytes, now: float) -> None:
+        req = REQUESTS.get(mid)
+        if req is not None:
+            kind, idx = req
+            self.requested(st, kind, payload.split(b"\0", idx + 1)[idx] if idx >= 0 else POSITIONS, now)
+            return
+        cancel = TEXT_CANCELS.get(mid)
+        if cancel is not None:
+            idx, market_data = cancel
+            self.withdrawn(st, payload.split(b"\0", idx + 1)[idx] if idx >= 0 else POSITIONS, market_data=market_data)
+
     def _start_api(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
-        if st.registered:
-            return  # already learnt by early_start_api
-        fields = payload.split(b"\0", 4)
-        client_id = int(fields[2])
-        conn.client_id = client_id
-        stats = self.client(str(client_id))
-        stats.connects += 1
-        stats.live += 1
-        stats.session_started = now
-        stats.server_version = conn.server_version
-        st.stats = stats
-        st.registered = True
+        self.started(conn, st, int(payload.split(b"\0", 4)[2]), now)
 
     def _req_mkt_data(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
         f = payload.split(b"\0", 16)
-        req_id, sec_type = f[2], f[5]
-        symbol = (f[14] if sec_type in (b"OPT", b"FOP") and f[14] else f[4]) or b"conid:" + f[3]
-        name = symbol.decode("utf-8", "backslashreplace")
-        sub = st.stats.symbols.get(name)
-        if sub is None:
-            sub = st.stats.symbols[name] = SymbolStats(name)
-        sub.subscriptions += 1
-        old = st.subs.get(req_id)
-        if old is not None:
-            old.subscriptions -= 1
-        st.subs[req_id] = sub
-        st.pending[req_id] = ("market_data", now)
-        st.stats.requests["market_data"] += 1
+        self.subscribed(st, f[2], symbol_name(f[5], f[4], f[14], f[3]), now)
 
     def _req_account_updates(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
-        f = payload.split(b"\0", 4)
-        if f[2] == b"1":
-            st.pending[b"account_updates"] = ("account", now)
-            st.stats.requests["account"] += 1
+        if payload.split(b"\0", 4)[2] == b"1":
+            self.requested(st, "account", ACCOUNT_UPDATES, now)
 
     def _place_order(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
-        order_id = payload.split(b"\0", 2)[1]
-        track = st.orders.get(order_id)
-        if track is not None and track.working:
-            st.stats.modified += 1
-            return
-        st.orders[order_id] = OrderTrack(placed=now)
-        st.stats.placed += 1
+        self.order_placed(st, payload.split(b"\0", 2)[1], now)
 
-    # Gateway -> bot ---------------------------------------------------------
+    # Gateway -> bot (text) -------------------------------------------------
     def _answer(self, st: ConnState, mid: bytes, payload: bytes, now: float) -> None:
-        if mid in TICKS:
-            req_id = payload.split(b"\0", 3)[2]
-            sub = st.subs.get(req_id)
-            if sub is not None:
-                sub.ticks += 1
-                sub.last_tick = now
-            if st.pending:
-                self._resolve(st, req_id, now)
+        if mid in TEXT_TICKS:
+            self.tick(st, payload.split(b"\0", 3)[2], now)
             return
         if not st.pending:
             return
@@ -297,73 +223,29 @@ class Observer:
         if where is None:
             return
         if isinstance(where, bytes):
-            self._resolve(st, where, now)
+            self.answered(st, where, now)
         elif mid == b"10" and st.stats.server_version and st.stats.server_version < 164:
-            self._resolve(st, payload.split(b"\0", 3)[2], now)  # a version field before the id
+            self.answered(st, payload.split(b"\0", 3)[2], now)  # a version field before the id
         else:
-            self._resolve(st, payload.split(b"\0", where + 1)[where], now)
-
-    def _resolve(self, st: ConnState, key: bytes, now: float) -> None:
-        entry = st.pending.pop(key, None)
-        if entry is not None:
-            kind, since = entry
-            st.stats.answered(kind, since, now)
+            self.answered(st, payload.split(b"\0", where + 1)[where], now)
 
     def _managed_accounts(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
-        text = payload.split(b"\0")[2].decode("utf-8", "backslashreplace")
-        conn.accounts = [a.strip() for a in text.split(",") if a.strip()]
+        self.accounts(conn, payload.split(b"\0")[2].decode("utf-8", "backslashreplace"))
 
-    def _error(
-        self, conn: Connection, st: ConnState, payload: bytes, now: float, *, version_field: bool = False
-    ) -> None:
+    def _error(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
         f = payload.split(b"\0", 6)
-        if conn.server_version >= ERROR_WITHOUT_VERSION and not version_field:
+        if conn.server_version >= ERROR_WITHOUT_VERSION:
             f.insert(1, b"")  # no version field from server version 194 on
-        req_id, code_b = f[2], f[3]
-        code = int(code_b)
         text = f[4].decode("utf-8", "backslashreplace") if len(f) > 4 else ""
-        st.stats.errors[(code_b.decode(), error_class(code, text))] += 1
-        if code == 326:
-            st.stats.collisions += 1
-            if st.registered:
-                st.registered = False
-                st.stats.live -= 1
-                logger.warning("bot connection {}: client id {} already in use (326)", conn.peer, conn.client_id)
-            return
-        if 2100 <= code <= 2199:
-            return
-        self._resolve(st, req_id, now)
-        track = st.orders.get(req_id)
-        if track is not None and code in ORDER_REJECTS and track.working:
-            track.status = b"Inactive"
-            st.stats.rejected[code_b.decode()] += 1
-
-    def _ack(self, st: ConnState, track: OrderTrack, now: float) -> None:
-        track.acked = True
-        st.stats.acknowledged += 1
-        st.stats.ack_latency.observe(now - track.placed)
+        self.error(conn, st, f[2], int(f[3]), text, now)
 
     def _open_order(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
-        track = st.orders.get(payload.split(b"\0", 2)[1])
-        if track is not None and not track.acked:
-            self._ack(st, track, now)
+        self.order_open(st, payload.split(b"\0", 2)[1], now)
 
     def _order_status(self, conn: Connection, st: ConnState, payload: bytes, now: float) -> None:
         f = payload.split(b"\0", 4)
-        track = st.orders.get(f[1])
-        if track is None:
-            return
-        if not track.acked:
-            self._ack(st, track, now)
-        status, filled = f[2], f[3]
-        if not track.fill_seen and filled not in (b"", b"0", b"0.0"):
-            track.fill_seen = True
-            st.stats.fill_latency.observe(now - track.placed)
-        if status == track.status:
-            return
-        if status == b"Filled" and not track.filled:
-            track.filled = True
-            st.stats.filled += 1
-        elif status in (b"Cancelled", b"ApiCancelled") and track.working:
-            st.stats.cancelled += 1
-        track.status = status
+        self.order_status(st, f[1], f[2], f[3], now)
+
+
+_START_API_RAW = protodecode.START_API.to_bytes(4, "big")
+_START_API_PB = (protodecode.START_API + PROTOBUF_MSG_ID).to_bytes(4, "big")

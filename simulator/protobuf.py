@@ -40,8 +40,12 @@ def available() -> bool:
     return True
 
 
-def _cls(name: str) -> Any:
+def message_class(name: str) -> Any:
+    """IBKR's generated class for message ``name`` (ibapi's ``ibapi.protobuf.<name>_pb2``)."""
     return getattr(importlib.import_module(f"ibapi.protobuf.{name}_pb2"), name)
+
+
+_cls = message_class
 
 
 #: request message id -> protobuf class name (ibapi client.py, the ``*ProtoBuf`` senders)

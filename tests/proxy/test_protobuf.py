@@ -1,8 +1,9 @@
 """Server versions above 200: message ids become 4-byte integers and ids above 200 carry protobuf.
 
 A scripted Gateway plays server version 201 here (the simulator speaks 178 and 213-226, not 201):
-the proxy must relay every byte unchanged, decode the text messages it can and count the protobuf
-ones. IBKR's own client at 226 against the simulator: test_relay_protobuf_ibapi.py.
+the proxy must relay every byte unchanged and decode the text messages and IBKR's protobuf ones
+alike (a protobuf message it does not read is counted). IBKR's own client at 226 against the
+simulator: test_relay_protobuf_ibapi.py (bytes) and test_observe_protobuf.py (measurements).
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ def raw(msg_id: int, body: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+def _place_order(order_id: int) -> bytes:
+    """IBKR's PlaceOrderRequest for a SPY order (ibapi's generated classes)."""
+    from simulator.protobuf import message_class
+
+    msg = message_class("PlaceOrderRequest")(orderId=order_id)
+    msg.contract.symbol, msg.contract.secType = "SPY", "STK"
+    msg.order.action, msg.order.totalQuantity, msg.order.orderType = "BUY", "1", "MKT"
+    return bytes(msg.SerializeToString())
+
+
 def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
     hello = frame(["201", "20260101 09:30:00 EST"])
     to_bot = (
@@ -33,7 +44,7 @@ def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
         + raw(4, b"-1\x002104\0Market data farm connection is OK:usfarm\0\0" + b"1767000000000\0")
     )
     start_api = raw(71, b"2\x007\0\0")
-    order = raw(203, b"\x08\x2a\x12\x03SPY")  # a protobuf placeOrder: orderId 42
+    order = raw(203, _place_order(42))  # a protobuf placeOrder
     opening = b"API\0" + struct.pack(">I", 9) + b"v100..201"
     got: dict[str, bytes] = {}
     server = socket.create_server(("127.0.0.1", 0))
@@ -65,7 +76,8 @@ def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
         m = scrape(app.metrics_port)
         assert value(m, "gatewatch_bot_server_version", client_id="7") == 201
         assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_bot", reason="protobuf") == 1
-        assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_gateway", reason="protobuf") == 1
+        assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_gateway", reason="protobuf") == 0
+        assert value(m, "gatewatch_bot_orders_placed_total", client_id="7") == 1  # the one that went through
         assert value(m, "gatewatch_bot_errors_total", code="2104", client_id="7") == 1  # text decoded at 201 too
         assert value(m, "gatewatch_bot_orders_refused_total", reason="account_unknown") == 1
         bot.close()
@@ -73,7 +85,7 @@ def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
 
 
 def test_ibapi_at_222_through_the_proxy_is_byte_identical_and_trades_on_paper() -> None:
-    """IBKR's own client, served protobuf by the simulator: relayed unchanged, accounts and errors read."""
+    """IBKR's own client, served protobuf by the simulator: relayed unchanged, accounts, errors and orders read."""
     pytest.importorskip("ibapi.protobuf")
     from ibapi.contract import Contract
     from ibapi.order import Order
@@ -100,7 +112,7 @@ def test_ibapi_at_222_through_the_proxy_is_byte_identical_and_trades_on_paper() 
         assert value(m, "gatewatch_bot_server_version", client_id="31") == 222
         assert value(m, "gatewatch_bot_errors_total", code="2104", client_id="31") == 1  # a protobuf error read
         assert value(m, "gatewatch_bot_orders_refused_total", client_id="31") == 0  # accounts read: paper
-        assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_bot", reason="protobuf") > 3
+        assert value(m, "gatewatch_bot_orders_filled_total", client_id="31") == 1  # protobuf order lifecycle read
         assert len(sim.state()["orders"]) == 1
         assert wait_until(lambda: near.closed == 2 and far.closed == 2)
         assert bytes(near.up[0]) == bytes(far.up[0])
