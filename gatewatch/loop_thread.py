@@ -46,6 +46,7 @@ def loop_thread(
         loop.run_until_complete(boot())
         if "error" not in box:
             loop.run_forever()
+        _finish_leftovers(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
@@ -61,6 +62,20 @@ def loop_thread(
             asyncio.run_coroutine_threadsafe(_awaited(stop), loop).result(TIMEOUT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(TIMEOUT)
+
+
+def _finish_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still pending after ``stop`` and let it unwind, as ``asyncio.run`` does.
+
+    ``stop`` ends what the service knows of; a task it cannot know of yet (a connection the loop
+    accepted as the listener closed, handed to the service a step later) would otherwise be
+    destroyed while pending when the loop is closed, its ``finally`` never run.
+    """
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    if leftovers:
+        loop.run_until_complete(asyncio.wait(leftovers, timeout=TIMEOUT))
 
 
 async def _awaited(fn: Callable[[], Awaitable[Any]]) -> Any:

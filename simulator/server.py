@@ -110,7 +110,8 @@ class Simulator:
         self._server: asyncio.Server | None = None
         self._control: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._session_tasks: set[asyncio.Task[None]] = set()
+        self._session_tasks: dict[asyncio.Task[None], Session] = {}  # every connection until fully closed
+        self._stopping = False
         self._open_cache: tuple[float, bool, bool] = (0.0, True, True)
         self._calendar: Any = None
         if self.cfg.market == "calendar":
@@ -143,11 +144,17 @@ class Simulator:
         )
 
     async def stop(self) -> None:
+        """Stop listening, drop every connection and wait until each has fully closed.
+
+        A connection the loop accepted just before the listener closed reaches ``_on_connect``
+        only afterwards: it is closed there (``_stopping``), never left running on a stopped loop.
+        """
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
         if self._server is not None:
             self._server.close()
-        for s in list(self.sessions):
+        for s in list(self._session_tasks.values()):
             s.abort()
         if self._session_tasks:
             await asyncio.wait(list(self._session_tasks), timeout=2)
@@ -296,20 +303,21 @@ class Simulator:
 
     # ------------------------------------------------------------ connections
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.faults.get("disconnect") or self.faults.get("refuse"):
+        if self._stopping or self.faults.get("disconnect") or self.faults.get("refuse"):
             writer.close()
             return
         s = Session(self, reader, writer)
         self.sessions.add(s)
         task = asyncio.current_task()
         if task is not None:
-            self._session_tasks.add(task)
+            self._session_tasks[task] = s
         try:
             await s.run()
+            await s.wait_closed()  # its writer flushes what is queued (326, ...) and ends: nothing outlives it
         finally:
             self.sessions.discard(s)
             if task is not None:
-                self._session_tasks.discard(task)
+                self._session_tasks.pop(task, None)
 
     # ------------------------------------------------------------ session host
     @property

@@ -170,6 +170,11 @@ class Session:
         if self._writer_task is not None:
             self._writer_task.cancel()
 
+    async def wait_closed(self) -> None:
+        """Until the writer task has ended (flushed and closed, or aborted); never raises."""
+        if self._writer_task is not None:
+            await asyncio.wait([self._writer_task])
+
     def _close_transport(self) -> None:
         self.closed = True
         if not self.writer.is_closing():
@@ -240,10 +245,12 @@ class Session:
             self.sim.unregister(self)
 
     def abort_soon(self) -> None:
-        """Close after a short grace period so queued replies (e.g. 326) can still leave."""
-        if self.closed:
-            return
-        self.close_after_flush()
+        """Close after a short grace period so queued replies (e.g. 326) can still leave.
+
+        The abort is armed even when the session is already marked closed (a pacing disconnect
+        queued its own flush): a writer stuck on a peer that reads nothing must still end."""
+        if not self.closed:
+            self.close_after_flush()
         asyncio.get_running_loop().call_later(1.0, self.abort)
 
     async def _handshake(self) -> bool:

@@ -1,0 +1,51 @@
+"""Stopping the simulator while clients are still dialling in leaves nothing running on its loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+
+from support.sim import raw_hello
+
+from simulator.config import SimConfig
+from simulator.server import Simulator
+
+
+def _dial(port: int, held: list[socket.socket], stop: threading.Event) -> None:
+    """Connect and say hello until told to stop or refused, keeping every socket open."""
+    while not stop.is_set() and len(held) < 300:
+        try:
+            held.append(raw_hello(port, client_id=None))
+        except OSError:
+            return
+        stop.wait(0.005)
+
+
+async def test_stop_while_clients_dial_in_leaves_no_session_task() -> None:
+    """A connection accepted as the listener closes reaches the simulator after its sessions were
+    dropped; it must be closed too, not left with a session and a writer task on a loop that its
+    owner is about to close (they would be destroyed pending, their clean-up never run)."""
+    for _ in range(5):
+        sim = Simulator(SimConfig(port=0, control_port=None, seed=1))
+        await sim.start()
+        held: list[socket.socket] = []
+        stop = threading.Event()
+        dialers = [threading.Thread(target=_dial, args=(sim.port, held, stop)) for _ in range(3)]
+        for dialer in dialers:
+            dialer.start()
+        try:
+            await asyncio.sleep(0.2)
+            await sim.stop()
+            await asyncio.sleep(0.2)  # late connections reach _on_connect now; the clients stay connected
+            left = [task for task in asyncio.all_tasks()
+                    if task.get_coro().__qualname__.startswith(("Session.", "Simulator."))]  # type: ignore[union-attr]
+            assert left == [], f"still running after stop(): {left}"
+        finally:
+            stop.set()
+            for dialer in dialers:
+                await asyncio.to_thread(dialer.join, 5)
+            for s in held:
+                with contextlib.suppress(OSError):
+                    s.close()
