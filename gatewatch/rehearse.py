@@ -5,19 +5,29 @@ Why: the 2-hour paper session during market hours is expensive to repeat. Rehear
 ever going dark or a probe order being left behind) shows the monitor itself is sound.
 
 Exit status: 0 when the verdict passes and the broker's books are clean, 1 otherwise, 2 for bad
-input (the option is named).
+input (the option is named), 128 + signum when SIGTERM/SIGINT stopped it (the parts are stopped,
+the exporter first so it unwinds its probes, then the books are checked and reported; a second
+signal kills every part at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from loguru import logger
+
 from gatewatch.config import ConfigError, parse_duration
-from gatewatch.localstack.process import REPO_ROOT
+from gatewatch.localstack.process import REPO_ROOT, StartError
 from gatewatch.logs import setup_logging
-from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions
+from gatewatch.rehearsal.checks import check_ledger
+from gatewatch.rehearsal.runner import Rehearsal, RehearsalOptions, RehearsalStopped
+from probes.active.stopping import STOP_SIGNALS, StopRequest
 
 DEFAULT_SCENARIO = REPO_ROOT / "scenarios" / "chaos.yaml"
 
@@ -80,8 +90,75 @@ def options_from_args(args: argparse.Namespace) -> RehearsalOptions:
 def run(args: argparse.Namespace) -> int:
     setup_logging("INFO")
     options = options_from_args(args)
-    with Rehearsal(options) as rehearsal:
-        rehearsal.start()
-        rehearsal.play()
-        result = rehearsal.finish()
+    stop = StopRequest()
+    try:
+        rehearsal = Rehearsal(options)
+        # Handlers outermost: a signal while the parts are stopped is still handled (never orphans them).
+        with _stop_on_signals(rehearsal, stop), rehearsal:
+            try:
+                rehearsal.start()
+                rehearsal.play()
+            except (RehearsalStopped, StartError):
+                if stop.signal is None:
+                    raise
+                return _stopped(rehearsal, stop)
+            result = rehearsal.finish()
+    except _StoppedAtOnce:
+        print("gatewatch rehearse: stopped at once (second signal): every part killed, the books not checked; "
+              "the next `gatewatch probe run` or `gatewatch flatten` with the rehearsal's config settles what "
+              "the probes left", file=sys.stderr)
+        return stop.exit_status
+    if stop.signal is not None:  # arrived while the verdict was being written: it is complete
+        return stop.exit_status
     return 0 if result.passed and not result.ledger.problems else 1
+
+
+class _StoppedAtOnce(BaseException):
+    """A second SIGTERM/SIGINT: the parts were SIGKILLed; unwinds out of everything."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals(rehearsal: Rehearsal, stop: StopRequest) -> Iterator[None]:
+    """First SIGTERM/SIGINT: ask the rehearsal to stop (it ends its wait or play loop); second: kill all.
+
+    The parts run in their own sessions (a terminal's Ctrl-C reaches only this process), so the
+    exporter gets exactly one SIGTERM, from :meth:`Rehearsal.stop_exporter`, and unwinds its probes.
+    """
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.signal is None:
+            stop.signal = signal.Signals(signum)
+            logger.warning("{} received: stopping the rehearsal (the exporter unwinds its probes first, then the "
+                           "books are checked); send it again to stop at once", stop.signal.name)
+            rehearsal.stopping.set()
+            return
+        stop.forced = True
+        logger.warning("{} received again: killing every part now", signal.Signals(signum).name)
+        rehearsal.kill_all()
+        raise _StoppedAtOnce
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(rehearsal: Rehearsal, stop: StopRequest) -> int:
+    """After a stop request: exporter first (it unwinds its probe run), then the books, then the rest."""
+    name = stop.signal.name if stop.signal is not None else "a stop request"
+    print(f"gatewatch rehearse: stopped by {name} before the window closed: no verdict", file=sys.stderr,
+          flush=True)
+    rehearsal.stop_exporter()
+    try:
+        ledger = check_ledger(rehearsal.sim_state(), rehearsal.order_ref_prefix, rehearsal.journal_path)
+    except (OSError, ValueError) as exc:
+        print(f"gatewatch rehearse: books NOT checked (simulator unreachable: {exc})", file=sys.stderr)
+        return stop.exit_status
+    if ledger.problems:
+        print("gatewatch rehearse: books after the stop: " + "; ".join(ledger.problems), file=sys.stderr)
+    else:
+        print(f"gatewatch rehearse: books after the stop: clean ({ledger.probe_orders} probe orders, none "
+              "working, no probe position)", file=sys.stderr)
+    return stop.exit_status

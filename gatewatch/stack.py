@@ -39,6 +39,7 @@ from gatewatch.localstack.process import Process, StartError, Supervisor, gatewa
 from gatewatch.localstack.servers import ALERTMANAGER_BINARIES, alertmanager_argv, find_binary, prometheus_argv
 from gatewatch.localstack.smtp import MailSink
 from gatewatch.logs import setup_logging
+from probes.active.runner import exporter_stop_grace
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -119,7 +120,8 @@ def plan_stack(args: argparse.Namespace, config: GatewatchConfig, config_path: P
     if config_path is not None:
         exporter_argv += ["--config", str(config_path)]
     plan.processes.append(Process("exporter", exporter_argv, logs / "exporter.log",
-                                  ready_url=f"http://{exporter_addr}/healthz", own_session=True))
+                                  ready_url=f"http://{exporter_addr}/healthz", own_session=True,
+                                  stop_grace=exporter_stop_grace(config)))
     plan.listens.append(("exporter", ex_host, ex_port))
     plan.notes.append(f"Exporter     http://{exporter_addr}/metrics  /healthz")
     proxy_addr = _plan_proxy(config, config_path, environ, logs, plan)

@@ -56,11 +56,15 @@ class Process:
 
     ``env`` is the child's whole environment (None: this process's). ``ready_url`` is what
     :meth:`wait_ready` polls; ``own_session`` keeps Ctrl-C in a terminal away from the child, so
-    the supervisor stops children in order (the exporter before the Gateway it watches).
+    the supervisor stops children in order (the exporter before the Gateway it watches), and a child
+    that unwinds on its first signal (the exporter's active probes) is not cut short by a second.
+    ``stop_grace`` is how long :meth:`stop` waits after SIGTERM before SIGKILL: the exporter's must
+    cover its unwind (``probes.active.runner.unwind_bound``), or a stop would leave orders behind.
     """
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path, *, cwd: Path = REPO_ROOT,
-                 env: dict[str, str] | None = None, ready_url: str | None = None, own_session: bool = False) -> None:
+                 env: dict[str, str] | None = None, ready_url: str | None = None, own_session: bool = False,
+                 stop_grace: float = STOP_GRACE_SECONDS) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -68,6 +72,7 @@ class Process:
         self.env = env
         self.ready_url = ready_url
         self.own_session = own_session
+        self.stop_grace = stop_grace
         self.started_at = 0.0
         self.started_monotonic = 0.0
         self.restarts = 0
@@ -137,8 +142,9 @@ class Process:
             self._popen.wait(5)
             logger.info("{} killed with SIGKILL", self.name)
 
-    def stop(self, timeout: float = STOP_GRACE_SECONDS) -> int | None:
-        """SIGTERM, wait, then SIGKILL; returns the exit status."""
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM, wait (``stop_grace`` unless ``timeout``), then SIGKILL; returns the exit status."""
+        timeout = self.stop_grace if timeout is None else timeout
         proc = self._popen
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -161,15 +167,17 @@ class Process:
 
 
 def start_exporter(config: Path, port: int, log_path: Path, *, env: dict[str, str] | None = None,
-                   timeout: float = 30.0) -> Process:
+                   timeout: float = 30.0, stop_grace: float = STOP_GRACE_SECONDS) -> Process:
     """``gatewatch exporter --config FILE`` on ``127.0.0.1:port``, started and answering /healthz.
 
-    The one way the rehearsal, the benches and the tests start an exporter as the stack does; a
-    start that fails leaves no process behind (StartError names the exit or the time-out).
+    The one way the rehearsal, the benches and the tests start an exporter as the stack does (in
+    its own session, ``stop_grace`` to unwind its probes); a start that fails leaves no process
+    behind (StartError names the exit or the time-out).
     """
     exporter = Process("exporter", gatewatch_command("exporter", "--config", str(config), "--listen",
                                                      f"127.0.0.1:{port}"),
-                       log_path, env=env, ready_url=f"http://127.0.0.1:{port}/healthz").start()
+                       log_path, env=env, ready_url=f"http://127.0.0.1:{port}/healthz", own_session=True,
+                       stop_grace=stop_grace).start()
     try:
         exporter.wait_ready(timeout)
     except BaseException:

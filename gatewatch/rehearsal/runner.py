@@ -9,9 +9,13 @@ Prometheus, ledger checks from the simulator's books → everything stopped, las
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ from gatewatch.localstack.smtp import MailSink
 from gatewatch.rehearsal import configs, observe
 from gatewatch.rehearsal.checks import LedgerCheck, check_ledger, open_probe_orders, probe_positions
 from gatewatch.rehearsal.timeline import TimedFault, fired_by, load_timeline, time_scale_for, write_timeline
+from probes.active.runner import exporter_stop_grace
 
 DEFAULT_SYMBOLS = ["SPY", "QQQ", "IWM"]
 CHILD_ENV_DROPPED = (GATEWAY_ENV, "GATEWATCH_SMTP_*", "GATEWATCH_ALERT_*")
@@ -94,6 +99,10 @@ class RehearsalResult:
         }
 
 
+class RehearsalStopped(Exception):
+    """A stop was requested (:attr:`Rehearsal.stopping`) while the rehearsal started or played."""
+
+
 class Rehearsal:
     """``with Rehearsal(options) as r: r.start(); r.play(); result = r.finish()``."""
 
@@ -117,6 +126,9 @@ class Rehearsal:
         self.window_start = 0.0
         self.window_end = 0.0
         self.exporter_restarts = 0
+        self.stopping = threading.Event()
+        """Set by a stop request (``gatewatch rehearse`` on SIGTERM/SIGINT): the waits and the play
+        loop end with :class:`RehearsalStopped`, so the caller stops the parts in order."""
 
     # ------------------------------------------------------------------ endpoints
     @property
@@ -163,8 +175,9 @@ class Rehearsal:
             "sim", "--port", str(self.ports.gateway), "--control-port", str(self.ports.control),
             "--account", o.account, "--seed", str(o.seed), "--scenario", str(scenario_path),
             "--symbols", ",".join(o.symbols), "--tick-hz", f"{o.tick_hz:g}", "--market", o.market),
-            logs / "simulator.log", env=self.env, ready_url=f"http://127.0.0.1:{self.ports.control}/healthz").start()
-        self.sim.wait_ready(20)
+            logs / "simulator.log", env=self.env, ready_url=f"http://127.0.0.1:{self.ports.control}/healthz",
+            own_session=True).start()
+        self.sim.wait_ready(20, self.stopping)
         self.start_exporter()
         if o.bot:
             self.start_bot()
@@ -177,7 +190,7 @@ class Rehearsal:
 
     def start_exporter(self) -> Process:
         self.exporter = start_exporter(self.config_path, self.ports.exporter, self.out / "logs" / "exporter.log",
-                                       env=self.env)
+                                       env=self.env, stop_grace=exporter_stop_grace(self.config))
         return self.exporter
 
     def start_bot(self) -> None:
@@ -195,14 +208,15 @@ class Rehearsal:
                                                   sort_keys=False), encoding="utf-8")
             argv += ["--scenario", str(scaled_path)]
         self.proxy = Process("proxy", gatewatch_command(*argv), self.out / "logs" / "proxy.log", env=self.env,
-                             ready_url=f"http://127.0.0.1:{self.ports.proxy_metrics}/healthz").start()
-        self.proxy.wait_ready(30)
+                             ready_url=f"http://127.0.0.1:{self.ports.proxy_metrics}/healthz", own_session=True).start()
+        self.proxy.wait_ready(30, self.stopping)
         order_faults = {"reject_next_order", "partial_fill_next_order"}
         every = 0.0 if any(f.name in order_faults for f in self.timeline) else max(10.0, self.options.duration / 4)
         self.bot = Process("bot", [
             sys.executable, str(REPO_ROOT / "examples" / "bot.py"), "--port", str(self.ports.proxy),
             "--client-id", str(configs.EXAMPLE_BOT_CLIENT_ID), "--symbols", ",".join(self.options.symbols),
-            "--order-every", f"{every:g}", "--max-backoff", "2"], self.out / "logs" / "bot.log", env=self.env).start()
+            "--order-every", f"{every:g}", "--max-backoff", "2"], self.out / "logs" / "bot.log", env=self.env,
+            own_session=True).start()
 
     def kill_exporter(self) -> None:
         """SIGKILL the exporter: no clean-up, whatever it was doing (the crash-recovery test)."""
@@ -230,19 +244,20 @@ class Rehearsal:
         self.alertmanager = Process("alertmanager", alertmanager_argv(am_config, self.out / "alertmanager-data",
                                                                       am_addr),
                                     self.out / "logs" / "alertmanager.log", env=self.env,
-                                    ready_url=f"http://{am_addr}/-/ready").start()
+                                    ready_url=f"http://{am_addr}/-/ready", own_session=True).start()
         prom_config = configs.write_prometheus_config(self.ports, self.scale, self.options.duration, self.out,
                                                     market_always_open=self.options.market == "open")
         prom_addr = f"127.0.0.1:{self.ports.prometheus}"
         self.prometheus = Process("prometheus", prometheus_argv(prom_config, self.prometheus_data, prom_addr),
                                   self.out / "logs" / "prometheus.log", env=self.env,
-                                  ready_url=f"http://{prom_addr}/-/ready").start()
-        self.alertmanager.wait_ready(30)
-        self.prometheus.wait_ready(30)
+                                  ready_url=f"http://{prom_addr}/-/ready", own_session=True).start()
+        self.alertmanager.wait_ready(30, self.stopping)
+        self.prometheus.wait_ready(30, self.stopping)
 
     def _wait_connected_and_scraped(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._raise_if_stopping()
             if self.exporter and not self.exporter.alive():
                 raise RuntimeError(f"the exporter exited:\n{self.exporter.log_tail()}")
             try:
@@ -272,13 +287,18 @@ class Rehearsal:
         """Run until the window closes, printing a progress line every ``progress_every`` seconds."""
         next_line = time.time()
         while (now := time.time()) < self.window_end:
+            self._raise_if_stopping()
             if on_tick is not None:
                 on_tick(self)
             if now >= next_line:
                 print(self.progress_line(), flush=True)
                 next_line = now + self.options.progress_every
-            time.sleep(min(tick, max(0.0, self.window_end - time.time())))
+            self.stopping.wait(min(tick, max(0.0, self.window_end - time.time())))
         print(self.progress_line(), flush=True)
+
+    def _raise_if_stopping(self) -> None:
+        if self.stopping.is_set():
+            raise RehearsalStopped("stop requested")
 
     def progress_line(self) -> str:
         now = time.time()
@@ -384,6 +404,18 @@ class Rehearsal:
                   f"{self.prometheus_data} --from {self.window_start:.3f} --to {self.window_end:.3f} "
                   f"--config {self.config_path} --out {self.out / 'evidence-again'}")
         print(f"rehearsal record: {self.out / 'rehearsal.json'}")
+
+    def stop_exporter(self) -> None:
+        """SIGTERM the exporter and wait for its unwind (its active probes cancel and close)."""
+        if self.exporter is not None:
+            self.exporter.stop()
+
+    def kill_all(self) -> None:
+        """SIGKILL every part at once, without waiting (a second stop request); :meth:`stop` then reaps them."""
+        for process in (self.bot, self.proxy, self.prometheus, self.alertmanager, self.exporter, self.sim):
+            if process is not None and process.returncode() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """Stop everything, last started first; safe to call twice."""

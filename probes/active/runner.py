@@ -104,6 +104,13 @@ def unwind_bound(config: GatewatchConfig) -> float:
     return 2 * a.cancel_timeout + (a.close_retry_attempts + 1) * a.close_retry_wait + a.fill_timeout + 5
 
 
+def exporter_stop_grace(config: GatewatchConfig) -> float:
+    """How long a supervisor (``gatewatch stack``, ``gatewatch rehearse``) waits after SIGTERM before it
+    SIGKILLs an exporter: the unwind and a margin for the process to exit (compose's
+    ``stop_grace_period`` is checked against the same bound)."""
+    return unwind_bound(config) + 5
+
+
 CLIENT_ID_IN_USE = 326
 
 
