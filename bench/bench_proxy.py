@@ -1,11 +1,13 @@
 """What the proxy costs a bot: the proxy against a direct connection, in one run.
 
-    .venv/bin/python bench/bench_proxy.py [--seconds 5]
+    .venv/bin/python bench/bench_proxy.py [--seconds 5] [--protobuf]
 
 A synthetic Gateway in this process does the TWS handshake and streams tickPrice frames carrying
 their send time (perf_counter_ns) to a raw client in this process, once directly and once through
 ``gatewatch proxy`` (its own process, pinned to one core, decoding on: the client subscribes the
-request id, so every tick is decoded and counted). Figures:
+request id, so every tick is decoded and counted). The text protocol at server version 178, or
+with ``--protobuf`` IBKR's protobuf messages at 226 (startApi, reqMktData and TickPrice built with
+ibapi's generated classes; the send time rides in the tick's size field). Figures:
 
 * added latency per message at 1,000 messages/s: p50/p99 through the proxy minus direct (goal p99 < 0.5 ms);
 * highest sustained relay rate: the Gateway writes as fast as the path takes (goal > 20,000 msg/s);
@@ -46,6 +48,59 @@ def frame(*fields: object) -> bytes:
 REQ_MKT_DATA = frame(1, 11, 1, 756733, "SPY", "STK", "", 0, "", "", "SMART", "", "USD", "SPY", "SPY", 0, "", 0, 0, "")
 
 
+class Text:
+    """The text protocol at 178: what the client sends and how a tick carries its stamp."""
+
+    versions = b"v157..178"
+    hello = frame(178, "20260101 09:30:00 EST")
+    requests = frame(71, 2, 7, "") + REQ_MKT_DATA
+    connect_burst = frame(15, 1, "DU1234567") + frame(9, 1, 1)
+
+    @staticmethod
+    def tick(stamp: object) -> bytes:
+        return frame(1, 6, 1, 1, stamp, 100, 0)
+
+    @staticmethod
+    def stamp(payload: bytes) -> int:
+        return int(payload.split(b"\0", 5)[4])
+
+
+class Protobuf:
+    """IBKR's protobuf messages at 226 (4-byte ids; id - 200 is the text message's)."""
+
+    versions = b"v100..226"
+    hello = frame(226, "20260101 09:30:00 EST")
+
+    def __init__(self) -> None:
+        from simulator.protobuf import message_class
+
+        self._cls = message_class
+        start = message_class("StartApiRequest")(clientId=7)
+        mkt = message_class("MarketDataRequest")(reqId=1)
+        mkt.contract.symbol, mkt.contract.secType, mkt.contract.conId = "SPY", "STK", 756733
+        self.requests = self.pb(271, start) + self.pb(201, mkt)
+        self.connect_burst = (
+            self.pb(215, message_class("ManagedAccounts")(accountsList="DU1234567"))
+            + self.pb(209, message_class("NextValidId")(orderId=1))
+        )
+        self._tick = message_class("TickPrice")
+        self._from = self._tick.FromString
+
+    @staticmethod
+    def pb(msg_id: int, msg: object) -> bytes:
+        payload = _LEN.pack(msg_id) + msg.SerializeToString()  # type: ignore[attr-defined]
+        return _LEN.pack(len(payload)) + payload
+
+    def tick(self, stamp: object) -> bytes:
+        return self.pb(201, self._tick(reqId=1, tickType=1, price=450.25, size=str(stamp), attrMask=0))
+
+    def stamp(self, payload: bytes) -> int:
+        return int(self._from(payload[4:]).size)
+
+
+WIRE: Text | Protobuf = Text()
+
+
 class Gateway:
     """The synthetic Gateway: handshake, then ticks at a rate (``rate`` None: as fast as it goes)."""
 
@@ -69,11 +124,11 @@ class Gateway:
             await reader.readexactly(4)
             (n,) = _LEN.unpack(await reader.readexactly(4))
             await reader.readexactly(n)
-            writer.write(frame(178, "20260101 09:30:00 EST"))
+            writer.write(WIRE.hello)
             for _ in range(2):  # startApi, reqMktData
                 (n,) = _LEN.unpack(await reader.readexactly(4))
                 await reader.readexactly(n)
-            writer.write(frame(15, 1, "DU1234567") + frame(9, 1, 1))
+            writer.write(WIRE.connect_burst)
             await writer.drain()
             if self.rate is None:
                 await self._flood(writer)
@@ -92,15 +147,15 @@ class Gateway:
         while sent < total:
             due = min(total, int((time.perf_counter() - start) * rate) + 1)
             while sent < due:
-                writer.write(frame(1, 6, 1, 1, time.perf_counter_ns(), 100, 0))
+                writer.write(WIRE.tick(time.perf_counter_ns()))
                 sent += 1
             await writer.drain()
             await asyncio.sleep(0.0005)
-        writer.write(frame(1, 6, 1, 1, -1, 100, 0))  # end marker
+        writer.write(WIRE.tick(-1))  # end marker
         await writer.drain()
 
     async def _flood(self, writer: asyncio.StreamWriter) -> None:
-        block = frame(1, 6, 1, 1, 450.25, 100, 0) * 2000
+        block = WIRE.tick(450) * 2000
         deadline = time.perf_counter() + self.seconds
         while time.perf_counter() < deadline:
             writer.write(block)
@@ -110,10 +165,10 @@ class Gateway:
 async def client(port: int, *, count_only: bool, seconds: float) -> tuple[list[float], int, float]:
     """Connect as a bot; return (latencies in ms, frames received, seconds receiving)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"API\0" + _LEN.pack(9) + b"v157..178")
+    writer.write(b"API\0" + _LEN.pack(len(WIRE.versions)) + WIRE.versions)
     (n,) = _LEN.unpack(await reader.readexactly(4))
     await reader.readexactly(n)
-    writer.write(frame(71, 2, 7, "") + REQ_MKT_DATA)
+    writer.write(WIRE.requests)
     for _ in range(2):
         (n,) = _LEN.unpack(await reader.readexactly(4))
         await reader.readexactly(n)
@@ -121,7 +176,7 @@ async def client(port: int, *, count_only: bool, seconds: float) -> tuple[list[f
     frames = 0
     start = time.perf_counter()
     if count_only:
-        size = len(frame(1, 6, 1, 1, 450.25, 100, 0))
+        size = len(WIRE.tick(450))
         received = 0
         with contextlib.suppress(ConnectionError):
             while chunk := await reader.read(1 << 16):
@@ -134,7 +189,7 @@ async def client(port: int, *, count_only: bool, seconds: float) -> tuple[list[f
             (n,) = _LEN.unpack(await reader.readexactly(4))
             payload = await reader.readexactly(n)
             now = time.perf_counter_ns()
-            stamp = int(payload.split(b"\0", 5)[4])
+            stamp = WIRE.stamp(payload)
             if stamp < 0:
                 break
             latencies.append((now - stamp) / 1e6)
@@ -247,7 +302,11 @@ def report(r: dict[str, float]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    parser.add_argument("--protobuf", action="store_true",
+                        help="IBKR's protobuf messages at server version 226 instead of the text protocol at 178")
     parser.add_argument("--proxy-nice", type=int, default=0,
                         help="run the proxy at this scheduling priority (negative: ahead of other work; root only)")
     args = parser.parse_args()
+    if args.protobuf:
+        WIRE = Protobuf()
     print(report(asyncio.run(main(args.seconds, args.proxy_nice))))
