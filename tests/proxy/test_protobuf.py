@@ -41,6 +41,7 @@ def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
         raw(15, b"1\0DU1234567\0")  # managedAccounts, text after the integer id
         + raw(9, b"1\0" + b"42\0")  # nextValidId
         + raw(249, bytes(range(256)))  # a protobuf message the proxy does not read: opaque bytes
+        + raw(201, b"\x0a\x05ab")  # a tickPrice IBKR's class cannot parse (truncated): counted, relayed
         + raw(4, b"-1\x002104\0Market data farm connection is OK:usfarm\0\0" + b"1767000000000\0")
     )
     start_api = raw(71, b"2\x007\0\0")
@@ -77,6 +78,7 @@ def test_protobuf_frames_are_relayed_byte_exact_and_counted() -> None:
         assert value(m, "gatewatch_bot_server_version", client_id="7") == 201
         assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_bot", reason="protobuf") == 1
         assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_gateway", reason="protobuf") == 0
+        assert value(m, "gatewatch_proxy_frames_undecoded_total", direction="to_bot", reason="malformed") == 1
         assert value(m, "gatewatch_bot_orders_placed_total", client_id="7") == 1  # the one that went through
         assert value(m, "gatewatch_bot_errors_total", code="2104", client_id="7") == 1  # text decoded at 201 too
         assert value(m, "gatewatch_bot_orders_refused_total", reason="account_unknown") == 1
