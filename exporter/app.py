@@ -24,6 +24,7 @@ from gatewatch.ib.connect import connect_bound
 from probes.gateway import CurrentTimeRequester, GatewaySession
 from probes.outcome import ProbeRecorder
 from probes.passive.base import PassiveContext, PassiveProbe, run_periodically
+from probes.passive.process import ProcessProbe
 from probes.passive.quotes import QuotesProbe
 from probes.passive.reconciliation import ReconciliationProbe
 from probes.passive.registry import build_passive_probes
@@ -54,6 +55,9 @@ class ExporterApp:
         ctx = PassiveContext(self.session, config, self.time_requester, self.metrics)
         self.probes: dict[str, PassiveProbe] = build_passive_probes(ctx)
         self.metrics.add_source(PassiveFamilies(self.session, self.probes, (_version(), self.session.address)))
+        process = self.probes.get("process")
+        if isinstance(process, ProcessProbe):  # process figures are read at scrape time
+            self.metrics.on_scrape.append(process.read)
         if config.active.enabled:  # scheduled active paper-order probes (owned by probes/active/)
             from probes.active.schedule import exporter_task
 

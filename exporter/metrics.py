@@ -330,6 +330,7 @@ class Metrics(ProbeState):
     def __init__(self) -> None:
         super().__init__()
         self.sources: list[FamilySource] = [self._shared_families]
+        self.on_scrape: list[Callable[[], None]] = []  # readings taken when scraped, before any family
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_RegistryView(self))
 
@@ -337,6 +338,8 @@ class Metrics(ProbeState):
         self.sources.append(source)
 
     def families(self) -> Iterator[Family]:
+        for read in self.on_scrape:  # first, so the outcomes shown include this scrape's readings
+            read()
         seen: set[str] = set()
         for source in self.sources:
             for family in source():

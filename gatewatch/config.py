@@ -117,7 +117,7 @@ class ProbesConfig(Strict):
     market_data_type: Literal[1, 2, 3, 4] = 1
     quote_stale_after: PositiveSeconds = 5.0
     heartbeat_interval: PositiveSeconds = 5.0
-    clock_interval: PositiveSeconds = 2.5
+    clock_interval: PositiveSeconds = 5.0
     account_interval: PositiveSeconds = 10.0
     reconciliation_interval: PositiveSeconds = 60.0
     bot_positions_file: str | None = Field(default=None, description="JSON positions file the trading bot writes")

@@ -3,7 +3,8 @@
 The round trip of ``reqCurrentTime`` (through the shared, spaced :class:`CurrentTimeRequester`) is
 the cheapest end-to-end request there is; its distribution is ``gatewatch_heartbeat_rtt_seconds``.
 Every answered time request counts, the clock probe's included: the heartbeat sends its own only
-when no answer arrived within its interval, so the Gateway is not asked twice for the same proof.
+when no answer arrived since its previous run, so the Gateway is not asked twice for the same proof
+(with the shipped intervals the clock probe's request, every 5 s, is the heartbeat's too).
 Whether the Gateway is alive at all is not judged here: the session's liveness watch
 (:meth:`probes.gateway.GatewaySession.watch_liveness`) does that without waiting on the time
 requester's lock, which the clock probe may hold.
@@ -32,20 +33,23 @@ class HeartbeatProbe:
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.rtt = Distribution(LATENCY_BUCKETS)
         self.answered_at = -math.inf  # monotonic time of the latest answered time request
+        self._previous_run = -math.inf  # monotonic time this probe's previous run started
         self.requester.listeners.append(self._on_sample)
 
     def schedule(self) -> Schedule:
         return Schedule(self.interval, self.requester.timeout * 2)
 
     async def run_once(self) -> None:
+        previous, self._previous_run = self._previous_run, time.monotonic()
         if not self.session.connected:
             raise ProbeFailure("not connected")
-        if time.monotonic() - self.answered_at < self.interval:
+        if self.answered_at > previous:
             return  # a time request answered since the last run (the clock probe's) proves the round trip
         try:
             await self.requester.request()
         except TimeoutError as exc:
             raise ProbeFailure(f"no answer within {self.requester.timeout:g} s") from exc
+        self._previous_run = time.monotonic()  # its own answer proves this run, not the next
 
     def _on_sample(self, sample: TimeSample) -> None:
         self.rtt.observe(sample.rtt)

@@ -7,19 +7,29 @@ On a Raspberry Pi the trading bot, the Gateway (a JVM) and the monitoring share 
 a slow leak shows here long before the kernel's OOM killer does. Watched processes are found by a
 regular expression over their command line (config probes.processes) and looked up again if they
 restart.
+
+Read at scrape time, as prometheus-client's ``ProcessCollector`` reads its figures: nothing runs
+between scrapes (no timer, no task), and :meth:`ProcessProbe.read` samples when the exporter is
+scraped. A reading younger than ``probes.process_interval`` is served again, so Prometheus's 2 s
+scrapes (or 200 concurrent scrapers) cost no more ``/proc`` reads than the interval allows. The
+reading runs on the HTTP thread; a lock keeps two scrapes from sampling at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 import psutil
 
 from probes.outcome import ProbeFailure
-from probes.passive.base import PassiveContext, Schedule
+from probes.passive.base import PassiveContext
 
 SELF = "exporter"
 
@@ -35,13 +45,12 @@ class ProcessSample:
 
 
 class ProcessProbe:
-    """Samples psutil; success = every watched process was found."""
+    """Samples psutil when scraped; success = every watched process was found."""
 
     name = "process"
 
     def __init__(self, ctx: PassiveContext) -> None:
-        self.interval = ctx.config.probes.process_interval
-        self.timeout = ctx.config.gateway.request_timeout
+        self.interval = ctx.config.probes.process_interval  # the longest a reading is served again
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.watches = [(w.name, re.compile(w.cmdline_regex)) for w in ctx.config.probes.processes]
         self.samples: dict[str, ProcessSample] = {}
@@ -50,10 +59,32 @@ class ProcessProbe:
         self.host_memory: float | None = None
         self.found: dict[str, psutil.Process] = {}
         self.own = psutil.Process(os.getpid())
+        self.loop: asyncio.AbstractEventLoop | None = None  # whose tasks are counted
+        self._lock = threading.Lock()
+        self._read_at = -math.inf  # monotonic time of the latest reading
         psutil.cpu_percent(interval=None)  # prime: the first call has no interval to measure over
 
-    def schedule(self) -> Schedule:
-        return Schedule(self.interval, self.timeout)
+    def schedule(self) -> None:
+        """Nothing to schedule: :meth:`read` samples at scrape time. Called on the event loop (by
+        the exporter's start), which is the moment the loop whose tasks are counted is known."""
+        with contextlib.suppress(RuntimeError):
+            self.loop = asyncio.get_running_loop()
+
+    def read(self) -> None:
+        """Sample unless a reading younger than the interval exists; record the outcome. Any thread."""
+        with self._lock:
+            started = time.monotonic()
+            if started - self._read_at < self.interval:
+                return
+            self._read_at = started
+            try:
+                self._sample_all()
+            except ProbeFailure as exc:
+                self.recorder.record(False, time.monotonic() - started, str(exc))
+            except Exception as exc:  # a scrape must never fail because psutil did
+                self.recorder.record(False, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
+            else:
+                self.recorder.record(True, time.monotonic() - started)
 
     def _find(self, name: str, pattern: re.Pattern[str]) -> psutil.Process | None:
         known = self.found.get(name)
@@ -80,8 +111,16 @@ class ProcessProbe:
         return True
 
     async def run_once(self) -> None:
+        """One reading now, whatever its age, recorded as :meth:`read` records it (the
+        :class:`PassiveProbe` shape; the exporter itself never schedules it)."""
+        self.loop = asyncio.get_running_loop()
+        self._read_at = -math.inf
+        self.read()
+
+    def _sample_all(self) -> None:
         self._sample(SELF, self.own)
-        self.asyncio_tasks = len(asyncio.all_tasks())
+        if self.loop is not None:
+            self.asyncio_tasks = len(asyncio.all_tasks(self.loop))  # safe from another thread
         self.host_cpu = psutil.cpu_percent(interval=None) / 100
         memory = psutil.virtual_memory()
         self.host_memory = (memory.total - memory.available) / memory.total
