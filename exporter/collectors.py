@@ -156,6 +156,7 @@ def risk(probe: RiskProbe, _session: GatewaySession) -> Iterator[Family]:
     yield m.POSITION_EXPOSURE_RATIO, [((key,), ratio) for key, ratio in list(probe.exposure.items())]
     yield m.RISK_MAX_POSITION_RATIO, [((), probe.limit)]
     yield m.TRADE_RISK_RATIO, [((key,), ratio) for key, ratio in list(probe.trade_risk.items())]
+    yield m.RISK_LIMIT_FAILS_SESSION, [((name,), 1.0 if on else 0.0) for name, on in probe.fails_session.items()]
 
 
 def process(probe: ProcessProbe, _session: GatewaySession) -> Iterator[Family]:

@@ -249,6 +249,10 @@ TRADE_RISK_RATIO = MetricSpec('gatewatch_trade_risk_ratio', 'gauge',
     'Largest single order of the day (shares x price x multiplier, all its executions) / net '
     'liquidation, per symbol: what one trade put at risk.',
     ('symbol',))
+RISK_LIMIT_FAILS_SESSION = MetricSpec('gatewatch_risk_limit_fails_session', 'gauge',
+    '1 when a breach of this risk limit fails the session, 0 when it is only reported '
+    '(session.risk_limits_fail): the risk alerts are critical or warnings by it.',
+    ('limit',))
 PROCESS_RESIDENT_MEMORY = MetricSpec('gatewatch_process_resident_memory_bytes', 'gauge',
     'Resident memory of a watched process.',
     ('process',))

@@ -1,9 +1,10 @@
 """The risk probe: is any position larger than the bot's limit allows?
 
 Exposure per position key = |market value| / net liquidation, from the portfolio updates the
-account subscription delivers (the Gateway's own marks). The configured limit is exported too, so
-an alert rule compares the two: the probe measures, the rule judges (PositionLimitExceeded). The
-probe fails only when it cannot measure.
+account subscription delivers (the Gateway's own marks). The probe measures, the rules judge
+against the limits table (PositionLimitExceeded, RiskPerTradeExceeded, DayTradesLow); it exports
+which limits' breaches fail the session (session.risk_limits_fail), so each alert is critical exactly
+when its gate fails the session. The probe fails only when it cannot measure.
 
 Risk per trade = the value of the day's largest single order (all its executions: shares x price x
 multiplier) / net liquidation, per position key, from the executions the Gateway has reported on
@@ -34,6 +35,8 @@ class RiskProbe:
         self.interval = ctx.config.probes.account_interval
         self.timeout = ctx.config.gateway.request_timeout
         self.limit = ctx.config.probes.max_position_ratio
+        # Which breaches fail the session: exported so the risk alerts' severity follows the gates.
+        self.fails_session = {name: bool(on) for name, on in ctx.config.session.risk_limits_fail}
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.exposure: dict[str, float] = {}
         self.trade_risk: dict[str, float] = {}
