@@ -30,6 +30,7 @@ EVAL_TIME = "60m"
 TARGET = 'job="gatewatch",instance="exporter:14002"'
 INSTANCE = {"instance": "exporter:14002", "job": "gatewatch"}
 RECORDING_RULES = Path(__file__).resolve().parents[2] / "prometheus" / "rules" / "recording.yml"
+ALERT_RULES = RECORDING_RULES.with_name("alerts.yml")
 
 
 def verdict_query(gate: Gate) -> str:
@@ -38,10 +39,11 @@ def verdict_query(gate: Gate) -> str:
 
 
 def promtool_case(
-    tmp_path: Path, interval: str, series: list[dict[str, str]], checks: list[dict[str, Any]]
+    tmp_path: Path, interval: str, series: list[dict[str, str]], checks: list[dict[str, Any]],
+    rule_files: tuple[Path, ...] = (RECORDING_RULES,),
 ) -> subprocess.CompletedProcess[str]:
     test = {
-        "rule_files": [str(RECORDING_RULES)],
+        "rule_files": [str(path) for path in rule_files],
         "evaluation_interval": interval,
         "tests": [{"interval": interval, "input_series": series, "promql_expr_test": checks}],
     }
@@ -259,6 +261,21 @@ def test_a_session_breaking_a_risk_limit_fails(tmp_path: Path, gate_id: str, ser
     judged = judge(gate, WINDOW_SECONDS, [(labels, breach)])
     apply_risk_switch(judged, gate, relaxed)
     assert judged.status == "fail" and overall_pass([judged]) and "reported only" in judged.note
+
+
+@pytest.mark.parametrize("fails_session", [1, 0], ids=["fails", "reported-only"])
+@pytest.mark.parametrize(("gate_id", "series", "values", "labels"), RISK_BREACHES)
+def test_a_risk_alert_fails_no_critical_alerts_only_when_its_limit_fails_the_session(
+        tmp_path: Path, gate_id: str, series: str, values: str, labels: dict[str, str], fails_session: int) -> None:
+    """The alert rules with the exporter's switch: a reported-only breach is a warning, not a critical row."""
+    gate = GATES[gate_id]
+    switch = f'gatewatch_risk_limit_fails_session{{{TARGET},limit="{gate.risk_limit}"}}'
+    result = promtool_case(tmp_path, "1m", [{"series": series, "values": values},
+                                            {"series": switch, "values": f"{fails_session}x60"},
+                                            {"series": f"up{{{TARGET}}}", "values": "1x60"}],  # no ExporterDown
+                           [gate_says(GATES["no_critical_alerts"], [({}, 1 - fails_session)])],
+                           rule_files=(RECORDING_RULES, ALERT_RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_unrestricted_account_has_no_day_trade_series(tmp_path: Path) -> None:
