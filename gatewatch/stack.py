@@ -229,7 +229,12 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(plan.processes)
 
     def on_signal(signum: int, _frame: object) -> None:
-        logger.info("{} received: stopping the stack", signal.Signals(signum).name)
+        if supervisor.stopping.is_set():  # a second request: no more waiting (the exporter's unwind is cut)
+            logger.warning("{} received again: killing every part now", signal.Signals(signum).name)
+            supervisor.kill_all_now()
+            return
+        logger.info("{} received: stopping the stack (send it again to kill every part at once)",
+                    signal.Signals(signum).name)
         supervisor.stopping.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -131,6 +131,23 @@ def test_stack_stops_every_child_on_ctrl_c(tmp_path: Path) -> None:  # SIGTERM: 
     assert seconds < 15, f"{seconds:.1f} s"
 
 
+def _freeze_exporter(kids: list[psutil.Process]) -> None:
+    """SIGSTOP the exporter: a first stop then waits out its grace, as for an unwind on a stalled Gateway."""
+    [exporter] = [k for k in kids if "exporter" in k.cmdline()]
+    exporter.suspend()
+
+
+def test_a_second_signal_stops_the_stack_at_once(tmp_path: Path) -> None:
+    config = _stack_config(tmp_path)
+    status, seconds, alive, out = _signalled(
+        [*GATEWATCH, "stack", "--config", str(config), "--data-dir", str(tmp_path / "data"), "--no-prometheus",
+         "--sim-control-port", str(free_port())],
+        lambda path: "gatewatch stack is up" in path.read_text(), [signal.SIGTERM, signal.SIGTERM],
+        tmp_path / "stack.out", children=3, before=_freeze_exporter)
+    assert status == 0 and not alive and "Traceback" not in out, (status, alive, out[-2000:])
+    assert seconds < 5 and "killing every part now" in out, (seconds, out[-2000:])
+
+
 def test_stack_gives_the_exporter_its_unwind_before_sigkill(tmp_path: Path) -> None:
     """The stack SIGKILLed its exporter 10 s after SIGTERM, cutting an unwind that may take unwind_bound."""
     config_path = _stack_config(tmp_path)
@@ -161,15 +178,10 @@ def test_rehearse_stops_its_parts_and_reports_the_books(tmp_path: Path, sig: sig
 
 
 def test_a_second_signal_stops_rehearse_at_once(tmp_path: Path) -> None:
-    """The exporter is frozen (SIGSTOP), so the first stop would wait out its grace; the second kills all."""
-
-    def freeze_exporter(kids: list[psutil.Process]) -> None:
-        [exporter] = [k for k in kids if "exporter" in k.cmdline()]
-        exporter.suspend()
-
+    """The exporter is frozen, so the first stop would wait out its grace; the second kills all."""
     status, seconds, alive, out = _signalled(
         _rehearse(tmp_path), lambda path: "rehearsal window opened" in path.read_text(),
-        [signal.SIGTERM, signal.SIGTERM], tmp_path / "rehearse.out", children=4, before=freeze_exporter)
+        [signal.SIGTERM, signal.SIGTERM], tmp_path / "rehearse.out", children=4, before=_freeze_exporter)
     assert status == 128 + signal.SIGTERM and not alive, (status, alive, out[-2000:])
     assert "stopped at once (second signal)" in out, out[-2000:]
     assert "Traceback" not in out and seconds < 5, (seconds, out[-2000:])

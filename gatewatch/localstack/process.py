@@ -142,6 +142,13 @@ class Process:
             self._popen.wait(5)
             logger.info("{} killed with SIGKILL", self.name)
 
+    def kill_now(self) -> None:
+        """SIGKILL without waiting (safe from a signal handler); :meth:`stop` reaps the process later."""
+        proc = self._popen
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM, wait (``stop_grace`` unless ``timeout``), then SIGKILL; returns the exit status."""
         timeout = self.stop_grace if timeout is None else timeout
@@ -227,6 +234,11 @@ class Supervisor:
                 break
             self.check_once()
             self.stopping.wait(0.5)
+
+    def kill_all_now(self) -> None:
+        """A second stop request: SIGKILL every child at once (no unwind); :meth:`stop_all` reaps them."""
+        for process in self.processes:
+            process.kill_now()
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

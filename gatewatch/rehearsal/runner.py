@@ -9,11 +9,8 @@ Prometheus, ledger checks from the simulator's books → everything stopped, las
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import signal
 import sys
 import threading
 import time
@@ -413,9 +410,8 @@ class Rehearsal:
     def kill_all(self) -> None:
         """SIGKILL every part at once, without waiting (a second stop request); :meth:`stop` then reaps them."""
         for process in (self.bot, self.proxy, self.prometheus, self.alertmanager, self.exporter, self.sim):
-            if process is not None and process.returncode() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
+            if process is not None:
+                process.kill_now()
 
     def stop(self) -> None:
         """Stop everything, last started first; safe to call twice."""
