@@ -145,13 +145,15 @@ def _describe(error: Any) -> str:
 
 
 async def _serve(cfg: SimConfig) -> None:
-    sim = Simulator(cfg)
-    await sim.start()
+    # Signal handlers before the listeners start: a SIGTERM during the start (a supervisor giving up
+    # on it) stops the simulator cleanly, exit 0, instead of killing it.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    sim = Simulator(cfg)
+    await sim.start()
     try:
         await stop.wait()
     finally:
