@@ -126,15 +126,18 @@ def _stop_on_signals(rehearsal: Rehearsal, stop: StopRequest) -> Iterator[None]:
     """
 
     def on_signal(signum: int, _frame: object) -> None:
+        # State first, the log line last: loguru refuses (RuntimeError) if this interrupted one of its writes.
         if stop.signal is None:
             stop.signal = signal.Signals(signum)
-            logger.warning("{} received: stopping the rehearsal (the exporter unwinds its probes first, then the "
-                           "books are checked); send it again to stop at once", stop.signal.name)
             rehearsal.stopping.set()
+            with contextlib.suppress(RuntimeError):
+                logger.warning("{} received: stopping the rehearsal (the exporter unwinds its probes first, then "
+                               "the books are checked); send it again to stop at once", stop.signal.name)
             return
         stop.forced = True
-        logger.warning("{} received again: killing every part now", signal.Signals(signum).name)
         rehearsal.kill_all()
+        with contextlib.suppress(RuntimeError):
+            logger.warning("{} received again: every part killed", signal.Signals(signum).name)
         raise _StoppedAtOnce
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}

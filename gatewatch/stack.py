@@ -15,6 +15,7 @@ Grafana has no native package here; the output says so and points at the dashboa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -229,13 +230,16 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(plan.processes)
 
     def on_signal(signum: int, _frame: object) -> None:
+        # State first, the log line last: loguru refuses (RuntimeError) if this interrupted one of its writes.
         if supervisor.stopping.is_set():  # a second request: no more waiting (the exporter's unwind is cut)
-            logger.warning("{} received again: killing every part now", signal.Signals(signum).name)
             supervisor.kill_all_now()
+            with contextlib.suppress(RuntimeError):
+                logger.warning("{} received again: killing every part now", signal.Signals(signum).name)
             return
-        logger.info("{} received: stopping the stack (send it again to kill every part at once)",
-                    signal.Signals(signum).name)
         supervisor.stopping.set()
+        with contextlib.suppress(RuntimeError):
+            logger.info("{} received: stopping the stack (send it again to kill every part at once)",
+                        signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
