@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PICKED_PORT = 10_000  # above the well-known and most registered service ports
+_CHOOSER = random.SystemRandom()  # not the seeded global generator: parallel test workers share its seed
 
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now (the kernel picks it; bound and released, so a
-    tiny race remains: starters retry on "address already in use")."""
+    """A loopback port nobody holds right now, chosen below the kernel's ephemeral range.
+
+    Why below it: a port the kernel hands out for ``bind(0)`` comes from the same range as the
+    local ports of outgoing connections, so between choosing it and the child binding it, any
+    connection the stack makes (the exporter dialling the simulator) may take it, and the child
+    fails with "address already in use". A port below the ephemeral range is never taken that way;
+    the random choice keeps parallel starters apart. Where the range is unknown, the kernel picks.
+    """
+    low = _ephemeral_low()
+    if low is None or low <= LOWEST_PICKED_PORT + 1000:
+        return _kernel_port()
+    for _ in range(200):
+        port = _CHOOSER.randrange(LOWEST_PICKED_PORT, low)
+        if not port_in_use("127.0.0.1", port):
+            return port
+    return _kernel_port()
+
+
+def _ephemeral_low() -> int | None:
+    """The first port of the kernel's ephemeral range, or None where it cannot be read."""
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _kernel_port() -> int:
+    """A port the kernel picks (bound and released: a small race remains)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
