@@ -78,6 +78,7 @@ class ConnectionProbe:
         self.farms: dict[tuple[str, str], bool] = {}  # (farm, type) -> ok
         self.competing_since: float | None = None
         self.connectivity_lost = False
+        self.restored_at: float | None = None  # Unix time of the latest 1101/1102 that ended a 1100
         session.on_connected.append(self._on_connected)
         session.on_disconnected.append(self._on_disconnected)
         session.on_attempt.append(self._on_attempt)
@@ -135,7 +136,18 @@ class ConnectionProbe:
                 logger.error("gateway lost connectivity to IB servers (1100)")
             else:
                 logger.info("gateway connectivity to IB servers restored")
+                self.restored_at = time.time()
         self.connectivity_lost = lost
+
+    def linked_since(self, connected_since: float | None) -> float:
+        """Since when data can flow: the later of the connection and the end of the latest 1100, 0 if not now.
+
+        QuoteStale and quotes_fresh count a quote's age from here, so neither a Gateway outage nor a
+        loss of IB's servers pages before the resumed streams had their time to tick.
+        """
+        if not connected_since or self.connectivity_lost:
+            return 0.0
+        return max(connected_since, self.restored_at or 0.0)
 
     async def run_once(self) -> None:
         """Periodic verdict: the socket is up, IB's servers are reachable, our data is not withheld."""

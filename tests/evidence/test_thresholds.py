@@ -39,7 +39,7 @@ def _number_after(expr: str, left: str, op: str = ">") -> float:
 # (alert, index among rules of that name, left-hand side, operator, threshold, text the annotations show)
 RULE_COPIES = [
     ("QuoteStale", 0, "gatewatch_quote_age_seconds", ">", "quote_stale_after", "limit {text}"),
-    ("QuoteStale", 0, "(gatewatch_gateway_connected_since_timestamp_seconds > 0)", ">", "quote_stale_after", ""),
+    ("QuoteStale", 0, "(gatewatch_gateway_linked_since_timestamp_seconds > 0)", ">", "quote_stale_after", ""),
     ("ClockSkewHigh", 0, "- gatewatch_clock_skew_uncertainty_seconds", ">", "max_clock_skew", "{text} limit"),
     ("MemoryHigh", 0, 'gatewatch_process_resident_memory_bytes{process!="gateway"}', ">", "memory_limit",
      "limit {text}"),

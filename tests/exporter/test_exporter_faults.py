@@ -85,10 +85,19 @@ async def test_competing_session_and_connectivity_loss(sim, exporter: RunningExp
     assert await exporter.value("gatewatch_api_errors_total", code="10197", **{"class": "critical"}) >= 1  # type: ignore[operator]
     await exporter.wait_for("gatewatch_gateway_competing_session", lambda v: v == 0, timeout=8)
 
+    connected_since = await exporter.value("gatewatch_gateway_connected_since_timestamp_seconds")
+    assert connected_since and await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds") == \
+        connected_since  # no loss yet on this connection: linked since it was made
+    injected = time.time()
     sim.inject({"fault": "connectivity_lost", "for": "1.5s", "restore": "data_lost"})
     await exporter.wait_for("gatewatch_gateway_connectivity_lost", lambda v: v == 1)
+    assert await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds") == 0
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 0, probe="connection", kind="passive")
     await exporter.wait_for("gatewatch_gateway_connectivity_lost", lambda v: v == 0, timeout=8)
+    # the socket never dropped; the restoration (1101) is the new start quotes are judged from
+    assert await exporter.value("gatewatch_gateway_connected_since_timestamp_seconds") == connected_since
+    linked = await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds")
+    assert linked is not None and injected + 1.5 <= linked <= time.time()
     assert await exporter.value("gatewatch_api_errors_total", code="1101", **{"class": "warning"}) == 1
     # 1101 means the market data subscriptions are gone: quotes must flow again after resubscribing
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 1, probe="quotes", kind="passive", timeout=8)
