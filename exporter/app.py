@@ -119,15 +119,20 @@ class ExporterApp:
     async def run(self) -> None:
         """Run the session and every probe until cancelled; tidy up on the way out."""
         tasks = [asyncio.create_task(self.session.run(), name="gateway-session")]
-        # Let the first connection attempt finish, so probes do not all start with "not connected".
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.session.first_attempt_done.wait(), connect_bound(self.config.gateway) + 1)
-        for recorder, interval, run_once, timeout in self.schedule():
-            tasks.append(asyncio.create_task(run_periodically(recorder, interval, run_once, timeout=timeout),
-                                             name=f"probe-{recorder.probe}"))
-        for factory in self.extra_tasks:
-            tasks.append(asyncio.create_task(factory(self.config, self.metrics)))
         try:
+            # Let the first connection attempt finish, so probes do not all start with "not connected".
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for returns normally when a stop (a
+            # SIGTERM) lands in the step the attempt ends in, and the exporter would then run on.
+            first = asyncio.ensure_future(self.session.first_attempt_done.wait())
+            try:
+                await asyncio.wait([first], timeout=connect_bound(self.config.gateway) + 1)
+            finally:
+                first.cancel()
+            for recorder, interval, run_once, timeout in self.schedule():
+                tasks.append(asyncio.create_task(run_periodically(recorder, interval, run_once, timeout=timeout),
+                                                 name=f"probe-{recorder.probe}"))
+            for factory in self.extra_tasks:
+                tasks.append(asyncio.create_task(factory(self.config, self.metrics)))
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:

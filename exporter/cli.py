@@ -38,13 +38,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(app: ExporterApp) -> int:
-    try:
-        app.start_http()
-    except OSError as exc:
-        logger.error("cannot listen on {}: {}", app.config.exporter.listen, exc.strerror or exc)
-        return 1
-    logger.info("watching gateway {} (client id {}, read-only)",
-                app.session.address, app.config.gateway.client_id)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     unwinding: list[asyncio.Task[None]] = []
@@ -62,9 +55,18 @@ async def _serve(app: ExporterApp) -> int:
         elif main:
             main.cancel()
 
+    # The handlers come before the HTTP server: /healthz answers from its own threads at once, and a
+    # supervisor's SIGTERM right after it must stop the exporter cleanly, not kill it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
+    try:
+        app.start_http()
+    except OSError as exc:
+        logger.error("cannot listen on {}: {}", app.config.exporter.listen, exc.strerror or exc)
+        return 1
+    logger.info("watching gateway {} (client id {}, read-only)",
+                app.session.address, app.config.gateway.client_id)
     try:
         await app.run()
     except asyncio.CancelledError:

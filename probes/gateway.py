@@ -184,6 +184,7 @@ class GatewaySession:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                raise_if_cancelling()
                 self.first_attempt_done.set()
                 state = self._failed_state(exc)
                 # Back off only from a Gateway that answers but is not logged in; an absent or silent
@@ -192,6 +193,7 @@ class GatewaySession:
                 self._set_state(state, _describe(exc), delay)
                 await asyncio.sleep(delay)
                 continue
+            raise_if_cancelling()
             self.first_attempt_done.set()
             self.backoff.reset()
             self.last_error = ""
@@ -294,6 +296,15 @@ class GatewaySession:
                 task = asyncio.ensure_future(_guarded(result))
                 self._listener_tasks.add(task)
                 task.add_done_callback(self._listener_tasks.discard)
+
+
+def raise_if_cancelling() -> None:
+    """Stop here if this task was asked to stop: Python 3.11's ``asyncio.wait_for`` (two of them
+    wrap every connection attempt) hands back the attempt's own result or error instead of the
+    cancellation when both land in the same step, and the reconnect loop would go on for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _guarded(awaitable: Awaitable[None]) -> None:

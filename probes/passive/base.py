@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from gatewatch.config import GatewatchConfig
-from probes.gateway import CurrentTimeRequester, GatewaySession
+from probes.gateway import CurrentTimeRequester, GatewaySession, raise_if_cancelling
 from probes.outcome import ProbeFailure, ProbeRecorder
 from probes.state import ProbeState
 
@@ -80,6 +80,7 @@ async def run_periodically(
             recorder.record(False, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
         else:
             recorder.record(True, time.monotonic() - started)
+        raise_if_cancelling()  # a stop that a request's wait_for swallowed (Python 3.11)
         await asyncio.sleep(next_grid_point(loop.time(), interval) - loop.time())
 
 
