@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 
 from probes.gateway import CurrentTimeRequester, GatewaySession, TimeSample
 from probes.outcome import ProbeFailure
@@ -34,23 +35,30 @@ class HeartbeatProbe:
         self.rtt = Distribution(LATENCY_BUCKETS)
         self.answered_at = -math.inf  # monotonic time of the latest answered time request
         self._previous_run = -math.inf  # monotonic time this probe's previous run started
+        self._answers: deque[tuple[float, TimeSample]] = deque(maxlen=8)  # (monotonic time, sample)
         self.requester.listeners.append(self._on_sample)
 
     def schedule(self) -> Schedule:
         return Schedule(self.interval, self.requester.timeout * 2)
 
     async def run_once(self) -> None:
-        previous, self._previous_run = self._previous_run, time.monotonic()
+        started = time.monotonic()
+        previous, self._previous_run = self._previous_run, started
         if not self.session.connected:
             raise ProbeFailure("not connected")
         if self.answered_at > previous:
             return  # a time request answered since the last run (the clock probe's) proves the round trip
         try:
-            await self.requester.request()
+            own = await self.requester.request()
         except TimeoutError as exc:
             raise ProbeFailure(f"no answer within {self.requester.timeout:g} s") from exc
-        self._previous_run = time.monotonic()  # its own answer proves this run, not the next
+        # Its own answer proves this run, not the next. Another probe's answer that arrived while
+        # this request waited its turn (the requester sends one at a time, the clock probe's first
+        # when both run together) still proves the next, or the heartbeat would ask every run.
+        if not any(at > started and sample is not own for at, sample in self._answers):
+            self._previous_run = time.monotonic()
 
     def _on_sample(self, sample: TimeSample) -> None:
         self.rtt.observe(sample.rtt)
         self.answered_at = time.monotonic()
+        self._answers.append((self.answered_at, sample))
