@@ -217,15 +217,32 @@ def test_gate_panels_judge_a_healthy_simulated_session(stack: StackRun) -> None:
     must show FAIL: a gate panel that could never fail would prove nothing.
     """
     panels = {p["title"]: p for p in DASHBOARDS["session.json"]["panels"] if p["type"] == "stat"}
-    verdicts: dict[str, str] = {}
-    for gate in dashgen.load_gates():
-        result = stack.query(substitute(panels[gate["title"]]["targets"][0]["expr"]))
-        assert result["status"] == "success", result
-        values = {s["value"][1] for s in result["data"]["result"]}
-        assert values <= {"0", "1"}, f"{gate['id']}: a pass/fail panel must give 0 or 1, got {values}"
-        verdicts[gate["id"]] = (gate["no_data"] if not values else "pass" if values == {"1"} else "fail")
-    for gate_id in ("exporter_scraped", "gateway_connected", "no_disconnects", "clock_in_sync",
-                    "memory_bounded", "positions_reconciled", "no_critical_alerts"):
+    gates = dashgen.load_gates()
+    healthy = ("exporter_scraped", "gateway_connected", "no_disconnects", "clock_in_sync",
+               "memory_bounded", "positions_reconciled", "no_critical_alerts")
+
+    def judged() -> tuple[dict[str, str], list[str]]:
+        """Each gate's verdict now, and the healthy gates that no data would fail (not judged yet)."""
+        verdicts: dict[str, str] = {}
+        waiting: list[str] = []
+        for gate in gates:
+            result = stack.query(substitute(panels[gate["title"]]["targets"][0]["expr"]))
+            assert result["status"] == "success", result
+            values = {s["value"][1] for s in result["data"]["result"]}
+            assert values <= {"0", "1"}, f"{gate['id']}: a pass/fail panel must give 0 or 1, got {values}"
+            verdicts[gate["id"]] = (gate["no_data"] if not values else "pass" if values == {"1"} else "fail")
+            if not values and gate["id"] in healthy and gate["no_data"] == "fail":
+                waiting.append(gate["id"])
+        return verdicts, waiting
+
+    # The stack has just started when this test runs first: a gate is judged once its series exist
+    # (the first scrapes, two samples for increase(), a clock measurement), not before.
+    deadline = time.monotonic() + 60
+    verdicts, waiting = judged()
+    while waiting and time.monotonic() < deadline:
+        time.sleep(1)
+        verdicts, waiting = judged()
+    for gate_id in healthy:
         assert verdicts[gate_id] == "pass", f"{gate_id}: {verdicts}"
     assert verdicts["order_probes_ran"] == "fail", verdicts
 
