@@ -7,6 +7,7 @@ of a rehearsal failing with "address already in use").
 
 from __future__ import annotations
 
+import random
 import socket
 
 from gatewatch.localstack import net
@@ -27,14 +28,17 @@ def test_a_held_port_is_passed_over(monkeypatch) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         held = holder.getsockname()[1]
-        draws = iter([held, held, held + 1])
+        draws: list[int] = []
 
         class Chooser:
-            """The held port drawn first, twice: free_port must look past it."""
+            """The held port drawn first, twice; then any port: free_port must look past the held one."""
 
             def randrange(self, start: int, stop: int) -> int:
-                return next(draws)
+                port = held if len(draws) < 2 else random.SystemRandom().randrange(start, stop)
+                draws.append(port)
+                return port
 
         monkeypatch.setattr(net, "_CHOOSER", Chooser())
         monkeypatch.setattr(net, "_ephemeral_low", lambda: 65_000)
-        assert net.free_port() == held + 1
+        port = net.free_port()
+        assert port != held and draws[:2] == [held, held] and len(draws) >= 3
