@@ -49,3 +49,21 @@ async def test_stop_while_clients_dial_in_leaves_no_session_task() -> None:
             for s in held:
                 with contextlib.suppress(OSError):
                     s.close()
+
+
+async def test_stop_while_a_gone_clients_replies_are_held_by_a_stall_leaves_no_writer() -> None:
+    """A client that left during a stall still has replies queued: its writer waits out the stall
+    (the grace to flush them). Stopping the simulator then must end that writer too."""
+    sim = Simulator(SimConfig(port=0, control_port=None, seed=1))
+    await sim.start()
+    try:
+        sim.inject({"fault": "stall", "for": "30s"})
+        client = await asyncio.to_thread(raw_hello, sim.port, client_id=7)  # the hello's answers are held
+        await asyncio.sleep(0.2)
+        client.close()
+        await asyncio.sleep(0.2)  # the session has read the end of its client; its writer is still held
+    finally:
+        await sim.stop()
+    left = [task for task in asyncio.all_tasks()
+            if task.get_coro().__qualname__.startswith(("Session.", "Simulator."))]  # type: ignore[union-attr]
+    assert left == [], f"still running after stop(): {left}"
