@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -46,13 +47,14 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...] = ()
     _cache: dict[LabelValues, str] = field(default_factory=dict, compare=False, repr=False)
+    _memo: list[tuple[object, str]] = field(default_factory=lambda: [(None, "")], compare=False, repr=False)
 
     @property
     def sample_name(self) -> str:
         """The name the samples carry (counters add ``_total``)."""
         return self.name + "_total" if self.type == "counter" else self.name
 
-    @property
+    @cached_property
     def header(self) -> str:
         name = self.sample_name
         help_text = self.help.replace("\\", r"\\").replace("\n", r"\n")
@@ -70,9 +72,21 @@ class MetricSpec:
         return found
 
     def render(self, rows: Rows) -> str:
-        """The family in the text exposition format."""
+        """The family in the text exposition format.
+
+        Most families hold the same rows scrape after scrape (counters that did not move, account
+        values, farm states): rows equal to the previous scrape's reuse its text, so a scrape
+        formats only what changed. (One tuple holds rows and text: a reader never sees a mix.)
+        """
+        if isinstance(rows, list):
+            last_rows, text = self._memo[0]
+            if rows == last_rows:
+                return text
         prefix = self.prefix
-        return self.header + "".join(f"{prefix(labels)} {floatToGoString(value)}\n" for labels, value in rows)
+        text = self.header + "".join(f"{prefix(labels)} {floatToGoString(value)}\n" for labels, value in rows)
+        if isinstance(rows, list):
+            self._memo[0] = (rows, text)
+        return text
 
     def family(self, rows: Rows) -> Metric:
         """The same family as a prometheus-client object (for registry readers such as tests)."""
@@ -94,8 +108,9 @@ class HistogramSpec:
     help: str
     type: str = "histogram"
     labels: tuple[str, ...] = ()
+    _memo: list[tuple[object, str]] = field(default_factory=lambda: [(None, "")], compare=False, repr=False)
 
-    @property
+    @cached_property
     def header(self) -> str:
         return f"# HELP {self.name} {self.help}\n# TYPE {self.name} histogram\n"
 
@@ -107,13 +122,20 @@ class HistogramSpec:
         return result
 
     def render(self, dist: Distribution | None) -> str:
+        """The histogram's text; unchanged counts since the previous scrape reuse its text."""
         if dist is None:
             return self.header
+        key = (dist.bounds, tuple(dist.counts), dist.total)
+        last_key, text = self._memo[0]
+        if key == last_key:
+            return text
         buckets = self._buckets(dist)
         lines = [f'{self.name}_bucket{{le="{le}"}} {floatToGoString(count)}\n' for le, count in buckets]
         lines.append(f"{self.name}_count {floatToGoString(buckets[-1][1])}\n")
         lines.append(f"{self.name}_sum {floatToGoString(dist.total)}\n")
-        return self.header + "".join(lines)
+        text = self.header + "".join(lines)
+        self._memo[0] = (key, text)
+        return text
 
     def family(self, dist: Distribution | None) -> Metric:
         family = HistogramMetricFamily(self.name, self.help)
