@@ -67,6 +67,7 @@ def connection(probe: ConnectionProbe, session: GatewaySession) -> Iterator[Fami
     yield m.DATA_FARM_CONNECTED, [(key, 1.0 if ok else 0.0) for key, ok in list(probe.farms.items())]
     yield m.COMPETING_SESSION, [((), 0.0 if probe.competing_since is None else 1.0)]
     yield m.CONNECTIVITY_LOST, [((), 1.0 if probe.connectivity_lost else 0.0)]
+    yield m.CONNECTIVITY_LOSSES, [((), probe.connectivity_losses)]
     yield m.GATEWAY_LINKED_SINCE, [((), probe.linked_since(since))]
 
 

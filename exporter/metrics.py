@@ -181,6 +181,9 @@ COMPETING_SESSION = MetricSpec('gatewatch_gateway_competing_session', 'gauge',
 CONNECTIVITY_LOST = MetricSpec('gatewatch_gateway_connectivity_lost', 'gauge',
     '1 between error 1100 (IB servers lost) and 1101/1102 (restored).',
     ())
+CONNECTIVITY_LOSSES = MetricSpec('gatewatch_gateway_connectivity_losses', 'counter',
+    "Losses of the Gateway's link to IB's servers (error 1100 or 2110 while linked), however short.",
+    ())
 GATEWAY_LINKED_SINCE = MetricSpec('gatewatch_gateway_linked_since_timestamp_seconds', 'gauge',
     "Unix time data could flow again: the later of the current connection and the latest 1101/1102 "
     "ending a 1100 (0 while disconnected or while the Gateway has lost IB's servers).",

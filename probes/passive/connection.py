@@ -78,6 +78,7 @@ class ConnectionProbe:
         self.farms: dict[tuple[str, str], bool] = {}  # (farm, type) -> ok
         self.competing_since: float | None = None
         self.connectivity_lost = False
+        self.connectivity_losses = 0  # 1100/2110 arriving while linked; a repeat while lost is the same loss
         self.restored_at: float | None = None  # Unix time of the latest 1101/1102 that ended a 1100
         session.on_connected.append(self._on_connected)
         session.on_disconnected.append(self._on_disconnected)
@@ -133,6 +134,7 @@ class ConnectionProbe:
     def _set_connectivity_lost(self, lost: bool) -> None:
         if lost != self.connectivity_lost:
             if lost:
+                self.connectivity_losses += 1
                 logger.error("gateway lost connectivity to IB servers (1100)")
             else:
                 logger.info("gateway connectivity to IB servers restored")

@@ -68,6 +68,7 @@ def test_healthy_session_gates(recorded_session: RecordedSession, tmp_path: Path
         "exporter_scraped",
         "gateway_connected",
         "no_disconnects",
+        "ib_link_held",
         "clock_in_sync",
         "memory_bounded",
         "quotes_fresh",

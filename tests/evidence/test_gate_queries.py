@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from exporter.metrics import Metrics
-from gatewatch.evidence.gates import Gate, judge, load_gates, overall_pass
+from gatewatch.evidence.gates import Gate, counter_increments, judge, load_gates, overall_pass
 from probes.active.runner import PROBES
 from probes.active.schedule import CLEANUP_CLOSERS, initialise_series
 
@@ -156,6 +156,46 @@ def test_exporter_creates_every_scheduled_passive_series_at_zero() -> None:
             labels = {"probe": probe, "kind": "passive", "result": result}
             assert sample("gatewatch_probe_runs_total", labels) == 0, labels
         assert sample("gatewatch_probe_success", {"probe": probe, "kind": "passive"}) is None
+
+
+# ------------------------------------------------------------------------------ link to IB's servers
+
+LOSSES = f"gatewatch_gateway_connectivity_losses_total{{{TARGET}}}"
+LINK_LOST = f"gatewatch_gateway_connectivity_lost{{{TARGET}}}"
+
+
+def expand(values: str, step: float) -> list[tuple[float, float]]:
+    """promtool's ``vXn`` notation (v repeated n+1 times) as (time, value) points from 0."""
+    flat: list[float] = []
+    for item in values.split():
+        value, _, times = item.partition("x")
+        flat += [float(value)] * (int(times) + 1 if times else 1)
+    return [(i * step, v) for i, v in enumerate(flat)]
+
+
+@pytest.mark.parametrize(
+    ("case", "losses", "lost", "count"),
+    [
+        ("calm: linked throughout", "0x360", "0x360", 0),
+        # a 3 s 1100 between two scrapes: the gauge never reads 1, the counter keeps the loss
+        ("one 3 s loss between scrapes", "0x180 1x179", "0x360", 1),
+        ("one 8 s loss seen by one scrape", "0x180 1x179", "0x180 1 0x178", 1),
+        ("a loss, then the exporter restarted (counter reset)", "0x100 1x79 0x179", "0x360", 1),
+    ],
+)
+def test_ib_link_held_fails_on_any_loss_however_short(tmp_path: Path, case: str, losses: str, lost: str,
+                                                     count: int) -> None:
+    """A loss shorter than ConnectivityLost's 10 s fires no alert (no_critical_alerts passes) yet
+    fails ib_link_held, in Grafana's query and in the evidence's exact count."""
+    gate = GATES["ib_link_held"]
+    series = [up_series("1x360"), {"series": LOSSES, "values": losses}, {"series": LINK_LOST, "values": lost}]
+    checks = [gate_says(gate, [({}, int(count == 0))]), gate_says(GATES["no_critical_alerts"], [({}, 1)])]
+    result = promtool_case(tmp_path, "10s", series, checks, rule_files=(RECORDING_RULES, ALERT_RULES))
+    assert result.returncode == 0, f"{case}:\n{result.stdout}{result.stderr}"
+    exact = counter_increments(expand(losses, 10.0), start=0.0, grace=10.0)
+    assert exact == count, case
+    judged = judge(gate, WINDOW_SECONDS, [({}, exact)])
+    assert judged.critical and (judged.status == "pass") == (count == 0) and overall_pass([judged]) == (count == 0)
 
 
 # ------------------------------------------------------------------------------ market-open time

@@ -88,9 +88,12 @@ async def test_competing_session_and_connectivity_loss(sim, exporter: RunningExp
     connected_since = await exporter.value("gatewatch_gateway_connected_since_timestamp_seconds")
     assert connected_since and await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds") == \
         connected_since  # no loss yet on this connection: linked since it was made
+    # created at 0 before any loss, so the first loss is an increment ib_link_held sees
+    assert await exporter.value("gatewatch_gateway_connectivity_losses_total") == 0
     injected = time.time()
     sim.inject({"fault": "connectivity_lost", "for": "1.5s", "restore": "data_lost"})
     await exporter.wait_for("gatewatch_gateway_connectivity_lost", lambda v: v == 1)
+    assert await exporter.value("gatewatch_gateway_connectivity_losses_total") == 1
     assert await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds") == 0
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 0, probe="connection", kind="passive")
     await exporter.wait_for("gatewatch_gateway_connectivity_lost", lambda v: v == 0, timeout=8)
@@ -99,6 +102,7 @@ async def test_competing_session_and_connectivity_loss(sim, exporter: RunningExp
     linked = await exporter.value("gatewatch_gateway_linked_since_timestamp_seconds")
     assert linked is not None and injected + 1.5 <= linked <= time.time()
     assert await exporter.value("gatewatch_api_errors_total", code="1101", **{"class": "warning"}) == 1
+    assert await exporter.value("gatewatch_gateway_connectivity_losses_total") == 1, "one loss, counted once"
     # 1101 means the market data subscriptions are gone: quotes must flow again after resubscribing
     await exporter.wait_for("gatewatch_probe_success", lambda v: v == 1, probe="quotes", kind="passive", timeout=8)
 

@@ -141,8 +141,8 @@ def test_no_order_was_sent_twice(chaos: ChaosRun) -> None:
 
 def test_verdict_fails_and_names_the_broken_gates(chaos: ChaosRun) -> None:
     assert chaos.result.passed is False
-    expected = {"gateway_connected", "no_disconnects", "quotes_fresh", "quotes_complete", "clock_in_sync",
-                "positions_reconciled", "order_probes_passed", "no_critical_alerts"}
+    expected = {"gateway_connected", "no_disconnects", "ib_link_held", "quotes_fresh", "quotes_complete",
+                "clock_in_sync", "positions_reconciled", "order_probes_passed", "no_critical_alerts"}
     missing = expected - set(chaos.result.failed_gates)
     assert not missing, f"gates that should have failed but did not: {sorted(missing)}"
     assert {"exporter_scraped", "window_length", "memory_bounded"}.isdisjoint(chaos.result.failed_gates)

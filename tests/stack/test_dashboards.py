@@ -218,7 +218,7 @@ def test_gate_panels_judge_a_healthy_simulated_session(stack: StackRun) -> None:
     """
     panels = {p["title"]: p for p in DASHBOARDS["session.json"]["panels"] if p["type"] == "stat"}
     gates = dashgen.load_gates()
-    healthy = ("exporter_scraped", "gateway_connected", "no_disconnects", "clock_in_sync",
+    healthy = ("exporter_scraped", "gateway_connected", "no_disconnects", "ib_link_held", "clock_in_sync",
                "memory_bounded", "positions_reconciled", "no_critical_alerts")
 
     def judged() -> tuple[dict[str, str], list[str]]:
