@@ -103,6 +103,14 @@ def test_protobuf_bot_session_metrics() -> None:
             time.sleep(1.3)
             m = scrape(app.metrics_port)
             assert value(m, "gatewatch_bot_requests_unanswered", kind="contract_details") == 1
+            # Quiet the session before the bot leaves: what the Gateway sends once the bot has gone
+            # (the ticks the stall held, a tick in flight) cannot reach it, and the byte comparison
+            # below is about what the Gateway sent the bot. The ticks stop, the stall is lifted, and
+            # an answer queued after both proves everything queued before it reached the bot.
+            c.cancelMktData(2)
+            sim.clear_faults()
+            c.reqCurrentTime()
+            rec.wait("currentTime", timeout=10)
         assert wait_until(lambda: near.closed == 2 and far.closed == 2)
         m = scrape(app.metrics_port)
         assert value(m, "gatewatch_bot_connected", client_id="7") == 0
