@@ -12,7 +12,6 @@ the shell's convention for a job cut short by a signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -84,8 +83,9 @@ async def cancel_on_stop(work: Awaitable[T], stop: asyncio.Event | None) -> asyn
     """Run ``work`` until it ends or ``stop`` is set; the finished future, or None when stopped.
 
     On a stop the work is cancelled and its own clean-up (``finally`` blocks) awaited, so nothing it
-    started runs on unseen; it sends nothing more. If the caller is cancelled (a second signal) the
-    work is cancelled too, never left running.
+    started runs on unseen; it sends nothing more. If the caller is cancelled (a second signal), also
+    while that clean-up is awaited, the work is cancelled too and the caller's cancellation goes on:
+    a second signal is never absorbed by the first one's unwind.
     """
     task = asyncio.ensure_future(work)
     stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
@@ -97,7 +97,18 @@ async def cancel_on_stop(work: Awaitable[T], stop: asyncio.Event | None) -> asyn
         if not task.done():
             task.cancel()
     if task.cancelled() or not task.done():
-        with contextlib.suppress(BaseException):
-            await task
+        await _unwound(task)
         return None
     return task
+
+
+async def _unwound(task: asyncio.Future[T]) -> None:
+    """Await a cancelled ``task``'s clean-up, whatever it ends with, but not past our own cancellation."""
+    me = asyncio.current_task()
+    try:
+        await task
+    except asyncio.CancelledError:
+        if me is not None and me.cancelling():  # cancelled ourselves (a second signal), not just the work
+            raise
+    except Exception:  # the work's failure while unwinding: the stop is what is reported
+        return
