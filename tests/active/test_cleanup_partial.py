@@ -9,27 +9,20 @@ import sys
 from pathlib import Path
 
 from ib_async import IB, LimitOrder, Stock
-from support.active import held, open_orders
+from support.active import held, open_orders, probes_buy
 
-from probes.active.runner import ActiveSession, run_probes
+from probes.active.runner import run_probes
 from probes.flatten import flatten
 from simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _probes_buy(config, symbols: list[str]) -> None:
-    async with ActiveSession(config) as session:
-        for symbol in symbols:
-            [contract] = await session.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-            await session.orders.buy_marketable(contract, probe="fill")
-
-
 def test_one_unclosable_position_does_not_keep_the_others_open(tmp_path, config_for):
     with running_simulator(account="DU1234567", seed=1, symbols=["SPY", "QQQ"], tick_hz=4.0, market="open",
                            starting_cash=1_000_000.0) as sim:
         config = config_for(sim)
-        asyncio.run(_probes_buy(config, ["QQQ", "SPY"]))
+        asyncio.run(probes_buy(config, ["QQQ", "SPY"]))
         assert held(sim) == {"QQQ": 1.0, "SPY": 1.0}
         sim.inject({"fault": "drop_bid_ask", "symbol": "QQQ", "for": 60})
         path = tmp_path / "gatewatch.yaml"

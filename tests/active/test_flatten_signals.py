@@ -16,21 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from ib_async import Stock
-from support.active import held, open_orders
+from support.active import held, open_orders, probes_buy
 
 from probes.active.journal import JournalReader
-from probes.active.runner import ActiveSession, run_probes
+from probes.active.runner import run_probes
 from simulator import running_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _probes_buy(config, symbols: list[str]) -> None:
-    async with ActiveSession(config) as session:
-        for symbol in symbols:
-            [contract] = await session.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-            await session.orders.buy_marketable(contract, probe="fill")
 
 
 async def _flatten_signalled(path: Path, signals: list[signal.Signals]) -> tuple[int, str, str, float]:
@@ -60,7 +52,7 @@ async def _flatten_signalled(path: Path, signals: list[signal.Signals]) -> tuple
 
 def _setup(sim, config_for, tmp_path: Path):
     config = config_for(sim, fill_timeout=30, close_retry_attempts=1)
-    asyncio.run(_probes_buy(config, ["SPY", "QQQ"]))
+    asyncio.run(probes_buy(config, ["SPY", "QQQ"]))
     assert held(sim) == {"SPY": 1.0, "QQQ": 1.0}
     path = tmp_path / "gatewatch.yaml"
     path.write_text(config.model_dump_json())

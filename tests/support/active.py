@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ib_async import Stock
+
+from gatewatch.config import GatewatchConfig
+from probes.active.runner import ActiveSession
 from simulator.testing import SimHandle
 
 
@@ -19,3 +23,11 @@ def open_orders(sim: SimHandle) -> list[dict[str, Any]]:
 
 def held(sim: SimHandle) -> dict[str, float]:
     return {p["symbol"]: p["position"] for p in sim.state()["positions"] if p["position"]}
+
+
+async def probes_buy(config: GatewatchConfig, symbols: list[str]) -> None:
+    """One share of each symbol bought as a probe would (journalled, tagged): positions the probes hold."""
+    async with ActiveSession(config) as session:
+        for symbol in symbols:
+            [contract] = await session.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
+            await session.orders.buy_marketable(contract, probe="fill")
