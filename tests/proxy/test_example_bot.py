@@ -8,8 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from proxyhelpers import wait_until
-from test_observe import scrape, value
+from proxyhelpers import scrape, value, wait_until
 
 from proxy.testing import running_proxy_app
 from simulator.testing import SimHandle

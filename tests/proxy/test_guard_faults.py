@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from ib_async import IB, LimitOrder, Stock
-from test_observe import scrape, value
+from proxyhelpers import post_fault, scrape, value
 
 from proxy.faults import validate
 from proxy.testing import running_proxy_app
@@ -59,16 +59,6 @@ async def test_paper_account_orders_pass_the_guard() -> None:
         ib.disconnect()
 
 
-def _post(port: int, body: object, method: str = "POST") -> tuple[int, dict]:  # type: ignore[type-arg]
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/faults", data=json.dumps(body).encode(), method=method
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
 
 @pytest.mark.parametrize(
     "body",
@@ -99,11 +89,11 @@ async def test_faults_on_the_bots_path() -> None:
         spy_t, qqq_t = ib.reqMktData(spy), ib.reqMktData(qqq)
         await asyncio.sleep(0.5)
         # an injected Gateway error reaches the bot as the Gateway's own
-        assert _post(app.control_port, {"fault": "error", "code": 1100})[0] == 200
+        assert post_fault(app.control_port, {"fault": "error", "code": 1100})[0] == 200
         await asyncio.sleep(0.2)
         assert 1100 in errors
         # freeze one symbol: its ticks stop, the other's go on
-        assert _post(app.control_port, {"fault": "freeze", "symbol": "SPY", "for": "1s"})[0] == 200
+        assert post_fault(app.control_port, {"fault": "freeze", "symbol": "SPY", "for": "1s"})[0] == 200
         await asyncio.sleep(0.1)
         spy_seen, qqq_seen = spy_t.time, qqq_t.time
         await asyncio.sleep(0.7)
@@ -114,13 +104,13 @@ async def test_faults_on_the_bots_path() -> None:
         await asyncio.sleep(0.6)
         assert spy_t.time != spy_seen  # expired by itself
         # latency: the bot's answers come late
-        _post(app.control_port, {"fault": "latency", "ms": 300, "for": "5s"})
+        post_fault(app.control_port, {"fault": "latency", "ms": 300, "for": "5s"})
         t0 = time.monotonic()
         await asyncio.wait_for(ib.reqCurrentTimeAsync(), 5)
         assert time.monotonic() - t0 >= 0.3
-        assert _post(app.control_port, {}, method="DELETE")[0] == 200
+        assert post_fault(app.control_port, {}, method="DELETE")[0] == 200
         # stall: nothing reaches the bot while it lasts
-        _post(app.control_port, {"fault": "stall", "for": "1.5s"})
+        post_fault(app.control_port, {"fault": "stall", "for": "1.5s"})
         await asyncio.sleep(0.4)  # a batch already delayed by the latency fault may still land
         before = qqq_t.time
         await asyncio.sleep(0.5)
@@ -128,7 +118,7 @@ async def test_faults_on_the_bots_path() -> None:
         await asyncio.sleep(1.0)
         assert qqq_t.time != before
         # cut the bot and refuse its reconnects for a while
-        _post(app.control_port, {"fault": "disconnect", "for": "1s"})
+        post_fault(app.control_port, {"fault": "disconnect", "for": "1s"})
         await asyncio.sleep(0.2)
         assert not ib.isConnected()
         again = IB()

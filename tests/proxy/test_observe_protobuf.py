@@ -16,10 +16,8 @@ import pytest
 from ibapi.contract import Contract
 from ibapi.order import Order
 from ibapi.order_cancel import OrderCancel
-from proxyhelpers import tap, wait_until
+from proxyhelpers import assert_order_session, post_fault, scrape, tap, value, wait_until
 from support.ibapi_client import Recorder, ibapi_client
-from test_guard_faults import _post
-from test_observe import scrape, value
 
 from proxy.testing import running_proxy_app
 from simulator.testing import running_simulator
@@ -85,17 +83,7 @@ def test_protobuf_bot_session_metrics() -> None:
             assert value(m, "gatewatch_bot_errors_total", code="321", **{"class": "request"}) == 1
             for kind in ("contract_details", "historical_data", "market_data", "positions", "account"):
                 assert value(m, "gatewatch_bot_request_first_answer_seconds_count", kind=kind, **who) == 1, kind
-            assert value(m, "gatewatch_bot_requests_unanswered") == 0
-            assert value(m, "gatewatch_bot_orders_placed_total", **who) == 2
-            assert value(m, "gatewatch_bot_orders_acknowledged_total") == 2
-            assert value(m, "gatewatch_bot_orders_filled_total") == 1
-            assert value(m, "gatewatch_bot_orders_cancelled_total") == 1
-            assert value(m, "gatewatch_bot_order_modifications_total") == 1
-            assert value(m, "gatewatch_bot_orders_working") == 0
-            assert value(m, "gatewatch_bot_order_ack_seconds_count") == 2
-            assert value(m, "gatewatch_bot_order_first_fill_seconds_count") == 1
-            assert value(m, "gatewatch_bot_ticks_total", symbol="SPY", **who) > 0
-            assert 0 <= value(m, "gatewatch_bot_tick_age_seconds", symbol="SPY") < 2
+            assert_order_session(m, who)
             assert value(m, "gatewatch_proxy_frames_undecoded_total", reason="malformed") == 0
             # a request the Gateway never answers is reported once it is older than unanswered_after
             sim.inject({"fault": "stall", "for": "3s"})
@@ -155,10 +143,10 @@ def test_faults_on_a_protobuf_bots_path() -> None:
         c.reqMktData(2, _stock("QQQ"), "", False, False, [])
         rec.wait("tickPrice", lambda a: a[0] == 1)
         rec.wait("tickPrice", lambda a: a[0] == 2)
-        assert _post(app.control_port, {"fault": "error", "code": 1100})[0] == 200
+        assert post_fault(app.control_port, {"fault": "error", "code": 1100})[0] == 200
         assert rec.wait("error", lambda a: a[2] == 1100)[0] == -1
         assert rec.wait("errorProtoBuf", lambda a: a[0].errorCode == 1100)  # as a Gateway at 226 writes it
-        assert _post(app.control_port, {"fault": "freeze", "symbol": "SPY", "for": "1s"})[0] == 200
+        assert post_fault(app.control_port, {"fault": "freeze", "symbol": "SPY", "for": "1s"})[0] == 200
         time.sleep(0.15)
         rec.errors()  # drain what arrived before the freeze took hold
         mark = len(rec.seen)

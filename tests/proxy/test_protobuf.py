@@ -13,8 +13,7 @@ import struct
 import threading
 
 import pytest
-from proxyhelpers import frame, read_exact, tap, wait_until
-from test_observe import scrape, value
+from proxyhelpers import frame, read_exact, scrape, tap, value, wait_until
 
 from proxy.testing import running_proxy_app
 from simulator.testing import running_simulator
