@@ -80,6 +80,15 @@ class ConnState:
     orders: dict[bytes, OrderTrack] = field(default_factory=dict)
 
 
+def _some(quantity: bytes) -> bool:
+    """A filled quantity above zero. Read as a number, as IBKR's client reads it (``Decimal``): a
+    decimal string may write zero as ``0.0`` or ``0E-10``, and only a positive one is a fill."""
+    try:
+        return float(quantity) > 0
+    except ValueError:
+        return False
+
+
 def symbol_name(sec_type: bytes, symbol: bytes, local_symbol: bytes, con_id: bytes) -> str:
     """The name a subscription is exported under: the local symbol for options (the contract
     itself, not its underlying), else the symbol, else the contract id."""
@@ -202,7 +211,7 @@ class Measure:
             return
         if not track.acked:
             self._ack(st, track, now)
-        if not track.fill_seen and filled not in (b"", b"0", b"0.0"):
+        if not track.fill_seen and _some(filled):
             track.fill_seen = True
             st.stats.fill_latency.observe(now - track.placed)
         if status == track.status:
