@@ -2,14 +2,18 @@
 
 Why a thread of its own: the probes live on an asyncio loop that can be busy (a burst of ticks, a
 slow reconnect); Prometheus must still get an answer within its scrape timeout. That thread runs
-its own small asyncio loop: every connection is a coroutine, not a thread, so a crowd of scrapers
-or of clients that never finish their request costs memory, not threads. What keeps it bounded:
+its own small asyncio loop: every connection is an :class:`asyncio.Protocol` object (no thread, no
+task, no stream reader/writer), so a crowd of scrapers or of clients that never finish their
+request costs memory, not threads, and a kept-alive scrape costs one ``data_received`` call and
+one write. What keeps it bounded:
 
 * a listen backlog of :data:`BACKLOG` (the kernel queues bursts instead of refusing them),
 * at most :data:`MAX_CONNECTIONS` open connections (past that a new one is closed at once),
 * :data:`HEADER_TIMEOUT` to send a whole request head (a half-sent request is dropped),
 * :data:`IDLE_TIMEOUT` for a kept-alive connection between requests (longer than any scrape
-  interval, so Prometheus keeps its connection).
+  interval, so Prometheus keeps its connection), and for a client that stops reading a response,
+* :data:`MAX_HEAD` bytes of request head (more, and the connection is dropped unanswered); reading
+  pauses while a response waits for a slow client to take it.
 
 The handler reads only the render and health callbacks, both safe to call from another thread.
 
@@ -25,7 +29,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -60,7 +64,7 @@ class MetricsServer:
         self._socket = socket.create_server((host, port), backlog=BACKLOG)
         self._socket.setblocking(False)
         self._loop = asyncio.new_event_loop()
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[_Connection] = set()
         self._stopping: asyncio.Event | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-http", daemon=True)
@@ -94,57 +98,22 @@ class MetricsServer:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        server = await asyncio.start_server(self._serve, sock=self._socket, limit=MAX_HEAD, backlog=BACKLOG)
+        server = await self._loop.create_server(lambda: _Connection(self), sock=self._socket, backlog=BACKLOG)
         self._started.set()
         try:
             await self._stopping.wait()
         finally:
             server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            for connection in list(self._connections):
+                connection.close()
+            await asyncio.sleep(0)  # let the transports' close callbacks run before the loop closes
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if len(self._connections) >= MAX_CONNECTIONS or task is None:
-            writer.close()
-            return
-        self._connections.add(task)
-        try:
-            await self._converse(reader, writer)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, TimeoutError):
-            pass  # the client went away, sent too much, or took too long: nothing to answer
-        finally:
-            self._connections.discard(task)
-            writer.close()
-
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer requests on one connection until the client closes it or a timeout passes."""
-        first = True
-        while True:
-            # Between requests a kept-alive client may wait a scrape interval; a request, once begun,
-            # must arrive whole within HEADER_TIMEOUT (the first one from the moment of connecting).
-            start = b""
-            if not first:
-                async with asyncio.timeout(IDLE_TIMEOUT):
-                    start = await reader.read(1)
-                if not start:
-                    return
-            async with asyncio.timeout(HEADER_TIMEOUT):
-                head = start + await reader.readuntil(b"\r\n\r\n")
-            first = False
-            keep_alive = self._answer(head, writer)
-            await writer.drain()
-            if not keep_alive:
-                return
-
-    def _answer(self, head: bytes, writer: asyncio.StreamWriter) -> bool:
-        """Write the response to one request head; return whether the connection stays open."""
+    def answer(self, head: bytes) -> tuple[bytes, bool]:
+        """The response to one request head, and whether the connection stays open."""
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            self._write(writer, 400, "text/plain; charset=utf-8", b"bad request\n", keep_alive=False)
-            return False
+            return _response(400, "text/plain; charset=utf-8", b"bad request\n", keep_alive=False), False
         method, target, version = parts
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
         connection = headers.get("connection", "").lower()
@@ -152,8 +121,7 @@ class MetricsServer:
         if "content-length" in headers or "transfer-encoding" in headers:
             keep_alive = False  # a request body is never read: do not read it as the next request
         if method not in ("GET", "HEAD"):
-            self._write(writer, 405, "text/plain; charset=utf-8", b"only GET\n", keep_alive=False)
-            return False
+            return _response(405, "text/plain; charset=utf-8", b"only GET\n", keep_alive=False), False
         path = target.split("?", 1)[0]
         if path == "/metrics":
             status, ctype, body = 200, CONTENT_TYPE_LATEST, self._render()
@@ -163,15 +131,138 @@ class MetricsServer:
             status, ctype, body = 200, "text/html; charset=utf-8", INDEX
         else:
             status, ctype, body = 404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n"
-        self._write(writer, status, ctype, b"" if method == "HEAD" else body, keep_alive=keep_alive,
-                    length=len(body))
-        return keep_alive
+        return _response(status, ctype, b"" if method == "HEAD" else body, keep_alive=keep_alive,
+                         length=len(body)), keep_alive
 
-    @staticmethod
-    def _write(writer: asyncio.StreamWriter, status: int, ctype: str, body: bytes, *, keep_alive: bool,
-               length: int | None = None) -> None:
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[status]
-        head = (f"HTTP/1.1 {status} {reason}\r\nServer: gatewatch-exporter\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body) if length is None else length}\r\n"
-                f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
-        writer.write(head.encode("latin-1") + body)
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+def _response(status: int, ctype: str, body: bytes, *, keep_alive: bool, length: int | None = None) -> bytes:
+    head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: gatewatch-exporter\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: bytes are gathered until a whole request head is in, then answered.
+
+    One timer per connection, moved lazily: each request only writes a new deadline, and the timer,
+    when it fires early, sets itself for the deadline then current (a kept-alive scrape costs no
+    timer handle). The deadline is :data:`HEADER_TIMEOUT` after the first byte of a request (after
+    connecting, for the first one) and :data:`IDLE_TIMEOUT` while waiting between requests or for
+    the client to take a response (renewed while it takes some)."""
+
+    def __init__(self, server: MetricsServer) -> None:
+        self._server = server
+        self._loop = server._loop
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._writing_paused = False
+        self._idle = False  # between requests on a kept-alive connection
+        self._pending = 0  # bytes a paused response still had to send at the last look
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        if len(self._server._connections) >= MAX_CONNECTIONS:
+            self._closing = True
+            self._transport.close()
+            return
+        self._server._connections.add(self)
+        self._set_deadline(self._loop.time() + HEADER_TIMEOUT)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._server._connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if not self._buffer:
+            if self._idle:  # a request has begun after a kept-alive wait (the first: since connecting)
+                self._idle = False
+                self._deadline = self._loop.time() + HEADER_TIMEOUT
+            self._buffer = data
+        else:
+            self._buffer += data
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        self.close()  # the client has finished sending; a partial head will never complete
+        return None
+
+    def pause_writing(self) -> None:
+        """A response waits for the client: read nothing more until it is taken."""
+        self._writing_paused = True
+        self._pending = self._transport.get_write_buffer_size() if self._transport is not None else 0
+        if self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+        self._deadline = self._loop.time() + IDLE_TIMEOUT
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._idle = not self._buffer
+        self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+            self._process()
+
+    def close(self) -> None:
+        if not self._closing and self._transport is not None:
+            self._closing = True
+            self._transport.close()  # writes what is buffered, then closes
+
+    def _process(self) -> None:
+        """Answer every whole request head in the buffer (pipelined ones in order)."""
+        transport = self._transport
+        assert transport is not None
+        while self._buffer and not self._closing and not self._writing_paused:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0 or end + 4 > MAX_HEAD:
+                if end >= 0 or len(self._buffer) > MAX_HEAD:
+                    self._buffer = b""
+                    self.close()  # a head larger than allowed: nothing to answer
+                break  # the rest of the head must arrive by the deadline already set
+            head, self._buffer = self._buffer[:end + 4], self._buffer[end + 4:]
+            response, keep_alive = self._server.answer(head)
+            transport.write(response)  # may pause writing (a slow client): its deadline is then set
+            if not keep_alive:
+                self._buffer = b""
+                self.close()
+                return
+            if not self._writing_paused:
+                self._idle = not self._buffer
+                self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
+        if not self._closing:
+            self._set_deadline(self._deadline)
+
+    def _set_deadline(self, deadline: float) -> None:
+        """Make the timer fire no later than ``deadline`` (a later one waits for it to fire)."""
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._expire)
+            self._timer_at = deadline
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._closing:
+            return
+        if self._writing_paused and self._transport is not None:
+            pending = self._transport.get_write_buffer_size()
+            if pending < self._pending:  # the client is taking the response, slowly: wait on
+                self._pending = pending
+                self._deadline = self._loop.time() + IDLE_TIMEOUT
+        if self._loop.time() >= self._deadline:
+            self.close()  # a half-sent request, an idle keep-alive, or a client not reading
+        else:
+            self._set_deadline(self._deadline)
