@@ -12,7 +12,9 @@ Read at scrape time, as prometheus-client's ``ProcessCollector`` reads its figur
 between scrapes (no timer, no task), and :meth:`ProcessProbe.read` samples when the exporter is
 scraped. A reading younger than ``probes.process_interval`` is served again, so Prometheus's 2 s
 scrapes (or 200 concurrent scrapers) cost no more ``/proc`` reads than the interval allows. The
-reading runs on the HTTP thread; a lock keeps two scrapes from sampling at once.
+reading runs on the HTTP thread; a lock keeps two scrapes from sampling at once. On Linux the
+figures are read from ``/proc`` directly (:mod:`probes.passive.procfs`); psutil finds watched
+processes by command line and reads the figures where there is no ``/proc``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import psutil
 
 from probes.outcome import ProbeFailure
+from probes.passive import procfs
 from probes.passive.base import PassiveContext
 
 SELF = "exporter"
@@ -58,6 +61,7 @@ class ProcessProbe:
         self.host_cpu: float | None = None
         self.host_memory: float | None = None
         self.found: dict[str, psutil.Process] = {}
+        self.started: dict[int, int] = {}  # pid -> start time in ticks when found (a reused pid differs)
         self.own = psutil.Process(os.getpid())
         self.loop: asyncio.AbstractEventLoop | None = None  # whose tasks are counted
         self._lock = threading.Lock()
@@ -88,17 +92,37 @@ class ProcessProbe:
 
     def _find(self, name: str, pattern: re.Pattern[str]) -> psutil.Process | None:
         known = self.found.get(name)
-        if known is not None and known.is_running():
+        if known is not None and self._still_running(known):
             return known
         for proc in psutil.process_iter(["pid", "cmdline"]):
             cmdline = " ".join(proc.info.get("cmdline") or [])
             if proc.pid != self.own.pid and cmdline and pattern.search(cmdline):
                 self.found[name] = proc
+                if procfs.AVAILABLE:
+                    with contextlib.suppress(OSError, ValueError, IndexError):
+                        self.started[proc.pid] = procfs.start_ticks(proc.pid)
                 return proc
         self.found.pop(name, None)
         return None
 
+    def _still_running(self, proc: psutil.Process) -> bool:
+        """Whether the process found earlier is still that process (not a new one on its pid)."""
+        if not procfs.AVAILABLE or proc.pid not in self.started:
+            return proc.is_running()
+        try:
+            return procfs.start_ticks(proc.pid) == self.started[proc.pid]
+        except (OSError, ValueError, IndexError):
+            return False
+
     def _sample(self, name: str, proc: psutil.Process) -> bool:
+        if procfs.AVAILABLE:
+            try:
+                figures = procfs.read(proc.pid)
+            except (OSError, ValueError, IndexError):
+                self.samples[name] = ProcessSample(False)
+                return False
+            self.samples[name] = ProcessSample(True, figures.rss, figures.cpu_seconds, figures.fds)
+            return True
         try:
             with proc.oneshot():
                 rss = proc.memory_info().rss
