@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.http_server import MetricsServer  # noqa: E402
+from exporter.http_server import MetricsServer
 
 
 def thread_ns(tid: int) -> int:
