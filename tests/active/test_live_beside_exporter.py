@@ -64,9 +64,11 @@ async def test_live_suite_beside_a_running_exporter_both_pass(tmp_path):
         }))
         port = free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        log_path = tmp_path / "exporter.log"
+        log_file = log_path.open("wb")
         exporter = subprocess.Popen(
             [sys.executable, "-m", "gatewatch", "exporter", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log_file)  # a file: a pipe nobody reads fills
         try:
             await _until(lambda: _try_runs(port)["success"] >= 1, 60, "the exporter's first active probe run")
             before = _active_runs(port)
@@ -83,7 +85,9 @@ async def test_live_suite_beside_a_running_exporter_both_pass(tmp_path):
             runs = _active_runs(port)
         finally:
             exporter.send_signal(signal.SIGTERM)
-            _, log = exporter.communicate(timeout=60)
+            exporter.wait(timeout=60)
+            log_file.close()
+        log = log_path.read_text(errors="replace")
         assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-2000:]
         root = ET.parse(junit).getroot()
         cases = list(root.iter("testcase"))
