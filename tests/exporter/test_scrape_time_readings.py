@@ -70,8 +70,10 @@ async def _requests_and_runs(port: int, heartbeat_interval: float, clock_interva
 
 async def test_heartbeat_sends_its_own_request_every_run_when_nothing_else_asks(sim: object) -> None:
     answered, heartbeat, clock = await _requests_and_runs(sim.port, 1.2, 60)  # type: ignore[attr-defined]
-    assert heartbeat >= 4 and clock <= 1  # the clock probe's first run may fall inside the window
-    assert answered - clock >= heartbeat - 1, f"{answered - clock} own requests in {heartbeat} heartbeat runs"
+    # about 6 runs in 7 s; a loaded machine delays some, and a run's answer may be in flight at either
+    # end of the window. A heartbeat that never asks itself leaves own requests at 0 or 1.
+    assert heartbeat >= 3 and clock <= 1, (answered, heartbeat, clock)  # the clock's first run may fall inside
+    assert answered - clock >= heartbeat - 2, f"{answered - clock} own requests in {heartbeat} heartbeat runs"
 
 
 async def test_heartbeat_rides_on_the_clock_probes_requests(sim: object) -> None:
