@@ -100,11 +100,13 @@ def test_inhibition_and_email_delivery(tmp_path: Path) -> None:
         config = promstack.render_alertmanager_config(tmp_path, smtp_port=sink.port)
         with promstack.running_alertmanager(config, tmp_path) as am:
             start = time.time()
-            am.post_alerts([_alert("GatewayDown", "critical"),
-                            _alert("QuoteStale", "critical", symbol="SPY"),
+            # The cause first, as in a real outage (quotes go stale after the Gateway is gone): posted
+            # in one batch, a consequence can reach the dispatcher before the inhibitor has the cause.
+            am.post_alerts([_alert("GatewayDown", "critical")])
+            down = sink.wait_for(lambda m: "GatewayDown" in m.subject, 10, "for GatewayDown", start)
+            am.post_alerts([_alert("QuoteStale", "critical", symbol="SPY"),
                             _alert("QuoteStale", "critical", instance="other:14002", symbol="QQQ"),
                             _alert("HostCpuHigh", "warning")])
-            down = sink.wait_for(lambda m: "GatewayDown" in m.subject, 10, "for GatewayDown", start)
             sink.wait_for(lambda m: "HostCpuHigh" in m.subject, 10, "for HostCpuHigh", start)
             other = sink.wait_for(lambda m: "QuoteStale" in m.subject, 10, "for the other exporter", start)
             assert "instance=other:14002" in other.text and "QQQ" in other.subject
