@@ -70,9 +70,11 @@ async def _requests_and_runs(port: int, heartbeat_interval: float, clock_interva
 
 async def test_heartbeat_sends_its_own_request_every_run_when_nothing_else_asks(sim: object) -> None:
     answered, heartbeat, clock = await _requests_and_runs(sim.port, 1.2, 60)  # type: ignore[attr-defined]
-    # about 6 runs in 7 s; a loaded machine delays some, and a run's answer may be in flight at either
-    # end of the window. A heartbeat that never asks itself leaves own requests at 0 or 1.
-    assert heartbeat >= 3 and clock <= 1, (answered, heartbeat, clock)  # the clock's first run may fall inside
+    # About 6 heartbeat runs in 7 s; a loaded machine delays some, and a run's answer may be in flight
+    # at either end of the window. The clock probe (60 s) seldom runs here, but its first run, or a
+    # retry on a loaded machine, may fall inside: its answers are subtracted. A heartbeat that never
+    # asks itself leaves no request of its own.
+    assert heartbeat >= 3, (answered, heartbeat, clock)
     assert answered - clock >= heartbeat - 2, f"{answered - clock} own requests in {heartbeat} heartbeat runs"
 
 
