@@ -151,8 +151,9 @@ class ProcessProbe:
         missing = []
         for name, pattern in self.watches:
             proc = self._find(name, pattern)
-            if proc is None or not self._sample(name, proc):
+            if proc is None:
                 self.samples[name] = ProcessSample(False)
+            if proc is None or not self._sample(name, proc):  # _sample records a process gone meanwhile
                 missing.append(name)
         if missing:
             raise ProbeFailure(f"watched process not found: {', '.join(missing)}")
