@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -12,7 +15,7 @@ from gatewatch.config import GatewayConfig
 from gatewatch.durations import parse_duration
 from gatewatch.ib.account import is_managed, the_account
 from gatewatch.ib.connect import Client, client_id
-from gatewatch.ib.ntp import NtpStatus, host_ntp_status
+from gatewatch.ib.ntp import NtpStatus, host_ntp_status, synchronised_by_max_error
 
 
 @pytest.mark.parametrize(
@@ -72,7 +75,26 @@ def test_client_ids_are_distinct_and_derived_from_config() -> None:
 def test_host_ntp_status_answers_with_its_source() -> None:
     status = host_ntp_status()
     assert (status.synchronised is None) == (status.source == "")
-    assert status.source in ("", "timedatectl", "adjtimex")
+    assert status.source in ("", "adjtimex")
+    if sys.platform == "linux":  # the kernel always answers a read-only adjtimex, unprivileged too
+        assert status.source == "adjtimex"
+
+
+@pytest.mark.parametrize(("max_error_us", "synchronised"),
+                         [(0, True), (250_000, True), (15_999_999, True), (16_000_000, False), (16_500_000, False)])
+def test_synchronised_is_systemds_rule_a_kernel_max_error_under_16_s(max_error_us: int, synchronised: bool) -> None:
+    """16 s is where the kernel leaves an undisciplined clock (and where it starts at boot)."""
+    assert synchronised_by_max_error(max_error_us) is synchronised
+
+
+@pytest.mark.skipif(not shutil.which("timedatectl"), reason="no timedatectl on this host")
+def test_the_reading_equals_timedatectls_where_it_answers() -> None:
+    """Where systemd runs, NTPSynchronized and the kernel read agree (same figure, same limit)."""
+    out = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
+                         capture_output=True, text=True, timeout=5, check=False)
+    if out.returncode != 0 or out.stdout.strip() not in ("yes", "no"):
+        pytest.skip(f"timedatectl does not answer here: {out.stderr.strip()[:80]}")
+    assert host_ntp_status().synchronised is (out.stdout.strip() == "yes")
 
 
 @pytest.mark.parametrize(

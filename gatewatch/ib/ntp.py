@@ -1,31 +1,32 @@
 """Does the host say its clock is NTP-synchronised? One answer for preflight and the exporter.
 
 IB's time alone cannot say which clock is wrong when host and Gateway disagree; the host's own
-synchronisation state can. Sources, first that answers wins:
+synchronisation state can. It is read from the kernel with ``adjtimex`` without changing anything
+(``modes = 0``, allowed without privileges, also inside a container): one system call, no process.
 
-1. ``timedatectl show -p NTPSynchronized`` where systemd runs (it knows chrony, timesyncd, ntpd);
-2. the kernel's ``adjtimex`` read without changing anything (``modes = 0``): unsynchronised when the
-   ``STA_UNSYNC`` status flag is set or the call returns ``TIME_ERROR``.
+The rule is systemd's ``NTPSynchronized`` (what ``timedatectl`` reports): synchronised while the
+kernel's maximum error is below 16 s. Every NTP daemon (chrony, systemd-timesyncd, ntpd) keeps
+that error small while it disciplines the clock; the kernel grows it by 500 µs per second when
+nobody does, and it starts at 16 s at boot. The ``STA_UNSYNC`` status flag is not used: chrony
+leaves it set unless ``rtcsync`` is configured, so a host chrony keeps in sync would read
+unsynchronised.
 
-Two versions used to exist: preflight read only adjtimex's return value through an untyped buffer,
-the exporter also read the status flag through a typed ``struct timex``. The exporter's rule is the
-one kept: the flag is what ``ntpd``/``chronyd`` clear once they discipline the clock, and a typed
-struct is the documented call, so both consumers now report the same state for the same host.
+Why not ask ``timedatectl`` itself: it reads the same kernel figure through D-Bus, and running it
+meant a fork and exec every minute from the exporter's event loop (about 4 ms there, plus
+``systemd-timedated`` started on demand on a Pi), for the same answer.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import shutil
-import subprocess
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
-STA_UNSYNC = 0x0040
-"""``status`` flag: the clock is not synchronised (Linux, <sys/timex.h>)."""
-TIME_ERROR = 5
-"""adjtimex() return value: clock not synchronised."""
-TIMEDATECTL_TIMEOUT = 2.0
+MAX_ERROR_LIMIT_US = 16_000_000
+"""The kernel's maximum error (µs) at and above which the clock is not synchronised (NTP_PHASE_LIMIT,
+the limit systemd's ``ntp_synced`` applies)."""
 
 
 @dataclass(frozen=True)
@@ -51,41 +52,34 @@ class _Timex(ctypes.Structure):
     ]  # fmt: skip
 
 
-def timedatectl_synchronised() -> bool | None:
-    """systemd's NTPSynchronized property; None where timedatectl is missing or says nothing clear."""
-    if not shutil.which("timedatectl"):
-        return None
+@functools.cache
+def _adjtimex() -> Callable[..., int] | None:
+    """libc's adjtimex, looked up once; None where the C library has none (not Linux)."""
     try:
-        out = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-            capture_output=True,
-            text=True,
-            timeout=TIMEDATECTL_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        adjtimex: Callable[..., int] = libc.adjtimex
+        return adjtimex
+    except (OSError, AttributeError):
         return None
-    value = out.stdout.strip().lower()
-    return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
+
+
+def synchronised_by_max_error(max_error_us: int) -> bool:
+    """systemd's rule: the kernel's maximum error below 16 s means a daemon disciplines the clock."""
+    return max_error_us < MAX_ERROR_LIMIT_US
 
 
 def adjtimex_synchronised() -> bool | None:
-    """The kernel's view, read-only (``modes = 0``); None where adjtimex is not available."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        timex = _Timex()
-        state = int(libc.adjtimex(ctypes.byref(timex)))
-    except (OSError, AttributeError):
+    """The kernel's view, read-only (``modes = 0``); None where adjtimex is not available or fails."""
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
-    if state < 0:
+    timex = _Timex()
+    if int(adjtimex(ctypes.pointer(timex))) < 0:
         return None
-    return not (timex.status & STA_UNSYNC or state == TIME_ERROR)
+    return synchronised_by_max_error(int(timex.maxerror))
 
 
 def host_ntp_status() -> NtpStatus:
-    """The first source that can tell, in the order above."""
-    for source, reader in (("timedatectl", timedatectl_synchronised), ("adjtimex", adjtimex_synchronised)):
-        state = reader()
-        if state is not None:
-            return NtpStatus(state, source)
-    return NtpStatus(None, "")
+    """The kernel's answer, or an unknown status where it cannot be read."""
+    state = adjtimex_synchronised()
+    return NtpStatus(state, "adjtimex" if state is not None else "")
