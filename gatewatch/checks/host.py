@@ -6,13 +6,13 @@ None of these needs the Gateway, so they run (and report) even when it is down.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
-
-import psutil
 
 from gatewatch.checks import CheckResult, failed, passed
 from gatewatch.config import GatewatchConfig
 from gatewatch.ib.ntp import NtpStatus, host_ntp_status
+from probes.passive.procfs import HostCpu, host_memory
 
 
 def check_ntp(status: NtpStatus | None = None) -> CheckResult:
@@ -34,9 +34,12 @@ def check_ntp(status: NtpStatus | None = None) -> CheckResult:
 
 def check_cpu_memory(config: GatewatchConfig, sample_seconds: float = 0.5) -> list[CheckResult]:
     """Headroom now: a host already near its limits will miss quotes under load."""
-    cpu = psutil.cpu_percent(interval=sample_seconds) / 100
-    memory = psutil.virtual_memory()
-    used = 1 - memory.available / memory.total
+    host_cpu = HostCpu()
+    host_cpu.busy_ratio()
+    time.sleep(sample_seconds)
+    cpu = host_cpu.busy_ratio() or 0.0
+    memory = host_memory()  # the exporter's gatewatch_host_* figures, by the same functions
+    used, available_mib = memory.used_ratio, memory.available / 2**20
     limit_cpu, limit_mem = config.preflight.max_host_cpu_ratio, config.preflight.max_host_memory_ratio
     results = []
     if cpu <= limit_cpu:
@@ -54,7 +57,7 @@ def check_cpu_memory(config: GatewatchConfig, sample_seconds: float = 0.5) -> li
         results.append(
             passed(
                 "host memory headroom",
-                f"{used:.0%} in use, {memory.available / 2**20:.0f} MiB available (limit {limit_mem:.0%})",
+                f"{used:.0%} in use, {available_mib:.0f} MiB available (limit {limit_mem:.0%})",
             )
         )
     else:

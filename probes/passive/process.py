@@ -48,7 +48,7 @@ class ProcessSample:
 
 
 class ProcessProbe:
-    """Samples psutil when scraped; success = every watched process was found."""
+    """Samples ``/proc`` (psutil elsewhere) when scraped; success = every watched process was found."""
 
     name = "process"
 
@@ -66,7 +66,8 @@ class ProcessProbe:
         self.loop: asyncio.AbstractEventLoop | None = None  # whose tasks are counted
         self._lock = threading.Lock()
         self._read_at = -math.inf  # monotonic time of the latest reading
-        psutil.cpu_percent(interval=None)  # prime: the first call has no interval to measure over
+        self._host_cpu = procfs.HostCpu()
+        self._host_cpu.busy_ratio()  # prime: the first reading has no interval to measure over
 
     def schedule(self) -> None:
         """Nothing to schedule: :meth:`read` samples at scrape time. Called on the event loop (by
@@ -117,7 +118,7 @@ class ProcessProbe:
     def _sample(self, name: str, proc: psutil.Process) -> bool:
         if procfs.AVAILABLE:
             try:
-                figures = procfs.read(proc.pid)
+                figures = procfs.read_own() if proc is self.own else procfs.read(proc.pid)
             except (OSError, ValueError, IndexError):
                 self.samples[name] = ProcessSample(False)
                 return False
@@ -145,9 +146,10 @@ class ProcessProbe:
         self._sample(SELF, self.own)
         if self.loop is not None:
             self.asyncio_tasks = len(asyncio.all_tasks(self.loop))  # safe from another thread
-        self.host_cpu = psutil.cpu_percent(interval=None) / 100
-        memory = psutil.virtual_memory()
-        self.host_memory = (memory.total - memory.available) / memory.total
+        busy = self._host_cpu.busy_ratio()
+        if busy is not None:
+            self.host_cpu = busy
+        self.host_memory = procfs.host_memory().used_ratio
         missing = []
         for name, pattern in self.watches:
             proc = self._find(name, pattern)
