@@ -39,7 +39,13 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import cpu_shares, percentile, scrape_times  # noqa: E402
+from bench.measure import (  # noqa: E402
+    cpu_shares,
+    percentile,
+    placement_cpus,
+    scrape_times,
+    swapped_cpu_shares,
+)
 from exporter.app import ExporterApp  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
@@ -127,8 +133,10 @@ SIM_PORTS = ("--port", "--control-port")
 
 
 @contextlib.contextmanager
-def simulator_process(symbols: list[str], tick_hz: float) -> Iterator[int]:
-    """The simulator as its own process (as in the stack): its work is not counted as the exporter's."""
+def simulator_process(symbols: list[str], tick_hz: float) -> Iterator[tuple[int, int]]:
+    """The simulator as its own process (as in the stack): its work is not counted as the exporter's.
+
+    Yields its API port and its process id."""
     port = free_port()
     sim = subprocess.Popen([sys.executable, "-m", "simulator", "--port", str(port), "--control-port", "-1",
                             "--account", "DU1234567", "--seed", "1", "--market", "open",
@@ -140,7 +148,7 @@ def simulator_process(symbols: list[str], tick_hz: float) -> Iterator[int]:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             time.sleep(0.2)
-        yield port
+        yield port, sim.pid
     finally:
         sim.terminate()
         sim.wait(timeout=10)
@@ -251,23 +259,41 @@ def scraping(port: int, interval: float) -> Iterator[list[int]]:
         thread.join(10)
 
 
-def bench_overhead(runs: int, seconds: float, scrape_every: float) -> list[tuple[float, float, float, float]]:
-    """Per run, (exporter, bare) CPU share not scraped, then (exporter, bare) scraped every
-    ``scrape_every`` s as Prometheus would: both clients hold 3 streams on one simulator and are
-    measured together (CPU from the scheduler's per-thread nanoseconds), one window after the other."""
+WINDOWS = ("not scraped", "scraped")
+
+
+def bench_overhead(runs: int, seconds: float, scrape_every: float,
+                   placements: list[str]) -> list[dict[tuple[str, str], tuple[float, float]]]:
+    """Per run, (exporter, bare) CPU share for each placement and window.
+
+    Both clients hold 3 streams on one simulator and are measured together (CPU from the
+    scheduler's per-thread nanoseconds): a window nobody scrapes, then one scraped every
+    ``scrape_every`` s as Prometheus would. Placement ``free`` leaves the processes where the
+    scheduler puts them; ``swapped`` gives each client half of each window on the simulator's CPU
+    and half on another (:func:`bench.measure.swapped_cpu_shares`), so neither is favoured by
+    where it happens to run.
+    """
     symbols = ["SPY", "QQQ", "IWM"]
+    cpus = placement_cpus()
     results = []
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="gatewatch-bench-") as tmp, \
-                simulator_process(symbols, 4.0) as port, \
+                simulator_process(symbols, 4.0) as (port, sim_pid), \
                 exporter_process(port, symbols, Path(tmp)) as (listen, exporter), \
                 bare_process(port, symbols) as bare:
             time.sleep(5)
-            exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
-            with scraping(listen, scrape_every):
-                time.sleep(1)
-                exp_scraped, bare_scraped = cpu_shares([exporter, bare], seconds)
-            results.append((exp_cpu, bare_cpu, exp_scraped, bare_scraped))
+            run: dict[tuple[str, str], tuple[float, float]] = {}
+            for window in WINDOWS:
+                with scraping(listen, scrape_every) if window == "scraped" else contextlib.nullcontext():
+                    time.sleep(1 if window == "scraped" else 0)
+                    for placement in placements:
+                        if placement == "swapped" and cpus is not None:
+                            run[(placement, window)] = swapped_cpu_shares(sim_pid, (exporter.pid, bare.pid),
+                                                                          seconds, cpus)
+                        elif placement == "free":
+                            exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
+                            run[(placement, window)] = (exp_cpu, bare_cpu)
+            results.append(run)
     return results
 
 
@@ -277,7 +303,7 @@ def bench_scrape(symbol_counts: list[int], scrapes: int, cpu_seconds_window: flo
     for n in symbol_counts:
         symbols = (["SPY", "QQQ", "IWM"] + [f"S{i:03d}" for i in range(1, 200)])[:n]
         with tempfile.TemporaryDirectory(prefix="gatewatch-bench-") as tmp, \
-                simulator_process(symbols, 4.0) as port, \
+                simulator_process(symbols, 4.0) as (port, _sim_pid), \
                 exporter_process(port, symbols, Path(tmp)) as (listen, exporter):
             time.sleep(3)
             (cpu,) = cpu_shares([exporter], cpu_seconds_window)
@@ -301,6 +327,9 @@ def main() -> int:
                         help="overhead: seconds between scrapes (default: prometheus/prometheus.yml's)")
     parser.add_argument("--only", default="detection,resources,overhead,scrape",
                         help="comma list of: detection, resources, overhead, scrape")
+    parser.add_argument("--placement", default="swapped,free",
+                        help="overhead: comma list of swapped (each client half of each window on the "
+                             "simulator's CPU), free (where the scheduler puts them)")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     setup_logging("ERROR")
@@ -323,16 +352,25 @@ def main() -> int:
         every = shipped_scrape_interval() if args.scrape_every is None else args.scrape_every
         if every <= 0:
             parser.error("--scrape-every must be positive")
-        runs = bench_overhead(args.runs, args.duration, every)
-        for scraped, pick in (("not scraped", slice(0, 2)), (f"scraped every {every:g} s", slice(2, 4))):
-            pairs = [run[pick] for run in runs]
-            for i, (exp_cpu, bare_cpu) in enumerate(pairs, 1):
-                rows.append((f"run {i}: exporter ({scraped}) / bare ib_async CPU, 3 symbols at 4 ticks/s, "
-                             f"{args.duration:g} s", f"{exp_cpu * 100:.3f} / {bare_cpu * 100:.3f} % = "
-                             f"{exp_cpu / bare_cpu:.2f}x", "<= 1.3x"))
-            ratios = [e / b for e, b in pairs]
-            rows.append((f"exporter ({scraped}) / bare CPU over {len(pairs)} runs (median, max)",
-                         f"{statistics.median(ratios):.2f}x, {max(ratios):.2f}x", "<= 1.3x"))
+        placements = [p for p in args.placement.split(",") if p]
+        if not placements or set(placements) - {"free", "swapped"}:
+            parser.error("--placement: a comma list of free, swapped")
+        if "swapped" in placements and placement_cpus() is None:
+            print("swapped placement needs two CPUs and sched_setaffinity: measuring free only", file=sys.stderr)
+            placements = ["free"]
+        runs = bench_overhead(args.runs, args.duration, every, placements)
+        for placement in placements:
+            where = "placed by the scheduler" if placement == "free" else "each half on the simulator's CPU"
+            for window in WINDOWS:
+                label = f"{window}{f' every {every:g} s' if window == 'scraped' else ''}, {where}"
+                pairs = [run[(placement, window)] for run in runs]
+                for i, (exp_cpu, bare_cpu) in enumerate(pairs, 1):
+                    rows.append((f"run {i}: exporter / bare ib_async CPU ({label}), 3 symbols at 4 ticks/s, "
+                                 f"{args.duration:g} s", f"{exp_cpu * 100:.3f} / {bare_cpu * 100:.3f} % = "
+                                 f"{exp_cpu / bare_cpu:.2f}x", "<= 1.3x"))
+                ratios = [e / b for e, b in pairs]
+                rows.append((f"exporter / bare CPU ({label}) over {len(pairs)} runs (median, max)",
+                             f"{statistics.median(ratios):.2f}x, {max(ratios):.2f}x", "<= 1.3x"))
     if "scrape" in wanted:
         for row in bench_scrape([3, 100], args.scrapes, args.duration):
             n, goal = int(row["symbols"]), "< 5 ms" if row["symbols"] <= 3 else "< 10 ms"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import time
 from pathlib import Path
 
@@ -56,6 +57,56 @@ def cpu_shares(procs: list[psutil.Process], seconds: float) -> list[float]:
             used = cpu_seconds(proc) - ticks
         shares.append(used / wall)
     return shares
+
+
+def pin_to_cpu(pid: int, cpu: int | None) -> None:
+    """Every thread of ``pid`` on ``cpu`` (threads it starts later inherit the mask); None: any CPU.
+
+    ``os.sched_setaffinity(pid)`` alone moves only the thread whose id is ``pid``, hence the loop.
+    """
+    cpus = set(os.sched_getaffinity(0)) if cpu is None else {cpu}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def placement_cpus() -> tuple[int, int] | None:
+    """Two CPUs this process may use, for :func:`swapped_cpu_shares`; None where it cannot pin."""
+    if not hasattr(os, "sched_setaffinity") or not Path("/proc/self/task").is_dir():
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
+
+
+def swapped_cpu_shares(feeder: int, pair: tuple[int, int], seconds: float,
+                       cpus: tuple[int, int]) -> tuple[float, float]:
+    """CPU shares of the two processes in ``pair``, each half the window on the feeder's CPU.
+
+    Why: the cost of the same work depends on where a process runs relative to the process
+    sending it data (here the simulator): a wake-up on the sender's CPU finds the data in that
+    CPU's cache and needs no cross-CPU interrupt. On the 2-core machine of docs/performance.md the
+    exporter used 1.46-1.51 ms of CPU per second beside the simulator and 1.85-1.95 ms where the
+    scheduler put it, more than the difference being measured. Two clients of one simulator
+    compared side by side unpinned thus compare placements as much as code. Here the feeder stays
+    on ``cpus[0]``; the first process runs there and the second on ``cpus[1]`` for half the window,
+    then they swap, and each figure is the mean of its two halves. Afterwards all three may run
+    anywhere again.
+    """
+    near, far = cpus
+    first, second = pair
+    pin_to_cpu(feeder, near)
+    try:
+        pin_to_cpu(first, near)
+        pin_to_cpu(second, far)
+        a = cpu_shares([psutil.Process(first), psutil.Process(second)], seconds / 2)
+        pin_to_cpu(first, far)
+        pin_to_cpu(second, near)
+        b = cpu_shares([psutil.Process(first), psutil.Process(second)], seconds / 2)
+    finally:
+        for pid in (feeder, first, second):
+            with contextlib.suppress(OSError):
+                pin_to_cpu(pid, None)
+    return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
 
 
 def cpu_share(pid: int, seconds: float) -> float:

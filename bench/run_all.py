@@ -34,7 +34,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from loguru import logger  # noqa: E402
 
-from bench.measure import cpu_share, percentile, scrape_times  # noqa: E402
+from bench.bench_exporter import (  # noqa: E402
+    WINDOWS,
+    bare_process,
+    exporter_process,
+    shipped_scrape_interval,
+    simulator_process,
+)
+from bench.bench_exporter import bench_overhead as bench_exporter_overhead  # noqa: E402
+from bench.measure import cpu_share, percentile, placement_cpus, scrape_times  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack import configs as stack_configs  # noqa: E402
 from gatewatch.localstack import servers  # noqa: E402
@@ -246,31 +254,33 @@ def bench_fill_error(report: Report, fills: int) -> None:
 # --------------------------------------------------------------------------- overhead vs bare ib_async
 
 def bench_overhead(report: Report, work: Path, seconds: float) -> None:
+    """The exporter beside a bare ib_async client on one simulator, measured in the same window.
+
+    The same processes and measurement as ``bench_exporter.py --only overhead`` (the shipped
+    configuration, each client half of the window on the simulator's CPU), one run, not scraped
+    and then scraped at the shipped Prometheus interval.
+    """
     symbols = ["SPY", "QQQ", "IWM"]
-    with sim_and_exporter(work / "overhead", symbols, compressed=False) as (_sim, exporter, ports):
+    every = shipped_scrape_interval()
+    placement = "swapped" if placement_cpus() is not None else "free"
+    run = bench_exporter_overhead(1, seconds, every, [placement])[0]
+    (work / "overhead").mkdir(parents=True, exist_ok=True)
+    with simulator_process(symbols, 4.0) as (port, _sim_pid), \
+            exporter_process(port, symbols, work / "overhead") as (listen, exporter), \
+            bare_process(port, symbols) as bare:  # memory and scrape times, after the CPU windows
         time.sleep(5)
-        exp_cpu = cpu_share(exporter.pid, seconds)
-        exp_rss = psutil.Process(exporter.pid).memory_info().rss
-        scrapes = scrape_times(ports.exporter, 1000)
-        bare = Process("bare", [sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port",
-                                       str(ports.gateway), "--symbols", ",".join(symbols)],
-                              work / "overhead" / "bare.log").start()
-        try:
-            deadline = time.monotonic() + 30
-            while "holding" not in bare.log_tail() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(5)
-            if not bare.alive():
-                raise RuntimeError(f"bare_ib_async.py exited:\n{bare.log_tail()}")
-            bare_cpu = cpu_share(bare.pid, seconds)
-            bare_rss = psutil.Process(bare.pid).memory_info().rss
-        finally:
-            bare.stop()
-    ratio = exp_cpu / bare_cpu if bare_cpu else float("inf")
-    report.add("overhead", f"exporter CPU, 3 symbols at 4 ticks/s, shipped intervals, {seconds:g} s (% of a core)",
-               f"{exp_cpu * 100:.2f}")
-    report.add("overhead", "bare ib_async script, same subscriptions (% of a core)", f"{bare_cpu * 100:.2f}")
-    report.add("overhead", "exporter / bare CPU", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+        exp_rss, bare_rss = exporter.memory_info().rss, bare.memory_info().rss
+        scrapes = scrape_times(listen, 1000)
+    where = "each half of the window on the simulator's CPU" if placement == "swapped" else "unpinned"
+    for window in WINDOWS:
+        exp_cpu, bare_cpu = run[(placement, window)]
+        ratio = exp_cpu / bare_cpu if bare_cpu else float("inf")
+        label = f"{window}{f' every {every:g} s' if window == 'scraped' else ''}"
+        report.add("overhead", f"exporter CPU, 3 symbols at 4 ticks/s, shipped intervals, {label}, {seconds:g} s "
+                   f"({where}; % of a core)", f"{exp_cpu * 100:.3f}")
+        report.add("overhead", "bare ib_async script, same subscriptions, same window (% of a core)",
+                   f"{bare_cpu * 100:.3f}")
+        report.add("overhead", f"exporter / bare CPU, {label}", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
     report.add("overhead", "exporter RSS (MB)", f"{exp_rss / 1e6:.1f}")
     report.add("overhead", "bare script RSS (MB)", f"{bare_rss / 1e6:.1f}")
     report.add("overhead", "exporter / bare RSS", f"{exp_rss / bare_rss:.2f}x")
