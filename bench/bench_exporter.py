@@ -3,13 +3,16 @@
 Plain script, not a test: timings depend on the machine. Run from the repository root:
 
     .venv/bin/python bench/bench_exporter.py [--duration 60] [--trials 10] [--scrapes 1000]
-    .venv/bin/python bench/bench_exporter.py --only overhead,scrape [--runs 3] [--duration 120]
+    .venv/bin/python bench/bench_exporter.py --only overhead,scrape [--runs 3] [--duration 120] \
+        [--placement swapped,free]
 
 Goals: connected gauge at 0 within 0.5 s of the Gateway dropping the socket; exporter RSS < 80 MB;
 ``overhead``: exporter CPU (3 symbols at 4 ticks/s, shipped probe intervals) at most 1.3x a bare
 ib_async script holding the same subscriptions on the same simulator in the same window (each of
 ``--runs`` runs; CPU in nanoseconds from schedstat), in a window without scrapes and in one scraped
-at the shipped Prometheus interval (the process figures are read when scraped);
+at the shipped Prometheus interval (the process figures are read when scraped); ``swapped``
+placement gives each client half of each window on the simulator's CPU and half on another, so
+the scheduler's choice of CPU does not decide the ratio (``free``: wherever it puts them);
 ``scrape``: /metrics p99 over 1,000 kept-alive scrapes < 5 ms with 3 symbols and
 < 10 ms with 100, next to prometheus-client's own HTTP exposition of a registry holding as many
 series, measured the same way in the same run; 100 symbols at 4 ticks/s < 5 % of a core.
