@@ -63,11 +63,28 @@ def pin_to_cpu(pid: int, cpu: int | None) -> None:
     """Every thread of ``pid`` on ``cpu`` (threads it starts later inherit the mask); None: any CPU.
 
     ``os.sched_setaffinity(pid)`` alone moves only the thread whose id is ``pid``, hence the loop.
+    A CPU the process may not use raises (OSError): a silent failure would measure unpinned.
     """
-    cpus = set(os.sched_getaffinity(0)) if cpu is None else {cpu}
+    pin_masks(pid, set(os.sched_getaffinity(0)) if cpu is None else {cpu})
+
+
+def thread_masks(pid: int) -> dict[int, set[int]]:
+    """The CPUs each live thread of ``pid`` may run on, to put them back afterwards."""
+    out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
-            os.sched_setaffinity(int(task.name), cpus)
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a thread that ended
+            out[int(task.name)] = set(os.sched_getaffinity(int(task.name)))
+    return out
+
+
+def pin_masks(pid: int, mask: set[int] | dict[int, set[int]]) -> None:
+    """Every thread of ``pid`` to ``mask``, or each to its own mask from :func:`thread_masks`
+    (a thread started since gets the mask of the process's first thread)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        tid = int(task.name)
+        cpus = mask if isinstance(mask, set) else mask.get(tid, mask.get(pid, set(os.sched_getaffinity(0))))
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
 
 
 def placement_cpus() -> tuple[int, int] | None:
@@ -89,13 +106,14 @@ def swapped_cpu_shares(feeder: int, pair: tuple[int, int], seconds: float,
     scheduler put it, more than the difference being measured. Two clients of one simulator
     compared side by side unpinned thus compare placements as much as code. Here the feeder stays
     on ``cpus[0]``; the first process runs there and the second on ``cpus[1]`` for half the window,
-    then they swap, and each figure is the mean of its two halves. Afterwards all three may run
-    anywhere again.
+    then they swap, and each figure is the mean of its two halves. Afterwards every thread has
+    the CPUs it had before.
     """
     near, far = cpus
     first, second = pair
-    pin_to_cpu(feeder, near)
+    saved = {pid: thread_masks(pid) for pid in (feeder, first, second)}
     try:
+        pin_to_cpu(feeder, near)
         pin_to_cpu(first, near)
         pin_to_cpu(second, far)
         a = cpu_shares([psutil.Process(first), psutil.Process(second)], seconds / 2)
@@ -103,9 +121,9 @@ def swapped_cpu_shares(feeder: int, pair: tuple[int, int], seconds: float,
         pin_to_cpu(second, near)
         b = cpu_shares([psutil.Process(first), psutil.Process(second)], seconds / 2)
     finally:
-        for pid in (feeder, first, second):
-            with contextlib.suppress(OSError):
-                pin_to_cpu(pid, None)
+        for pid, masks in saved.items():
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a process that ended
+                pin_masks(pid, masks)
     return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
 
 

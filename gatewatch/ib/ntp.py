@@ -5,15 +5,15 @@ synchronisation state can. It is read from the kernel with ``adjtimex`` without 
 (``modes = 0``, allowed without privileges, also inside a container): one system call, no process.
 
 The rule is systemd's ``NTPSynchronized`` (what ``timedatectl`` reports): synchronised while the
-kernel's maximum error is below 16 s. Every NTP daemon (chrony, systemd-timesyncd, ntpd) keeps
-that error small while it disciplines the clock; the kernel grows it by 500 µs per second when
-nobody does, and it starts at 16 s at boot. The ``STA_UNSYNC`` status flag is not used: chrony
+kernel's maximum error is below 16 s. The kernel grows that error by 500 µs every second and
+starts it at 16 s at boot; every NTP daemon (chrony, systemd-timesyncd, ntpd) resets it while it
+disciplines the clock, so it stays small only while one does. The ``STA_UNSYNC`` status flag is not used: chrony
 leaves it set unless ``rtcsync`` is configured, so a host chrony keeps in sync would read
 unsynchronised.
 
 Why not ask ``timedatectl`` itself: it reads the same kernel figure through D-Bus, and running it
-meant a fork and exec every minute from the exporter's event loop (about 4 ms there, plus
-``systemd-timedated`` started on demand on a Pi), for the same answer.
+meant a fork and exec every minute from the exporter's event loop (4.3 ms with the loop
+waiting, plus ``systemd-timedated`` started on demand on a Pi), for the same answer.
 """
 
 from __future__ import annotations

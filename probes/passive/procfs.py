@@ -89,8 +89,13 @@ def host_memory() -> HostMemory:
                 if key in (b"MemTotal", b"MemAvailable"):
                     found[key] = int(rest.split()[0]) * 1024  # kB
                     if len(found) == 2:
-                        return HostMemory(found[b"MemTotal"], found[b"MemAvailable"])
-    memory = psutil.virtual_memory()  # no /proc, or a kernel older than MemAvailable (3.14)
+                        break
+        total, available = found.get(b"MemTotal", 0), found.get(b"MemAvailable", 0)
+        if 0 < available <= total:
+            return HostMemory(total, available)
+    # No /proc, a kernel older than MemAvailable (3.14), or a figure psutil corrects (0, or above
+    # the total in some containers): psutil's estimate.
+    memory = psutil.virtual_memory()
     return HostMemory(int(memory.total), int(memory.available))
 
 
@@ -98,36 +103,42 @@ class HostCpu:
     """Share of the host's CPU time spent busy between two readings (psutil's ``cpu_percent`` rule).
 
     Busy is everything but idle and I/O wait; guest time is left out of the total because the
-    kernel already counts it in user time. The first reading primes the counters and returns
-    None: there is no interval to measure over yet. Safe from several threads.
+    kernel already counts it in user time. Each counter's change is taken as at least 0, as psutil
+    does (Linux's I/O-wait counter can step backwards), so the share stays between 0 and 1. The
+    first reading primes the counters and returns None: there is no interval to measure over yet.
+    Readings from several threads are taken one at a time, each against the one before it.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: tuple[int, int] | None = None
+        self._last: list[float] | None = None
 
     def busy_ratio(self) -> float | None:
-        if not AVAILABLE:
-            with self._lock:
-                first, self._last = self._last is None, (0, 0)
-            ratio = psutil.cpu_percent(interval=None) / 100
-            return None if first else ratio
-        busy, total = _host_cpu_ticks()
         with self._lock:
-            last, self._last = self._last, (busy, total)
+            now = _host_cpu_times()
+            last, self._last = self._last, now
         if last is None:
             return None
-        spent = total - last[1]
-        return max(0, busy - last[0]) / spent if spent > 0 else 0.0
+        spent = [max(0.0, a - b) for a, b in zip(now, last, strict=True)]
+        total = sum(spent)
+        idle = spent[3] + spent[4]
+        return (total - idle) / total if total > 0 else 0.0
 
 
-def _host_cpu_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot, from the first line of ``/proc/stat``."""
-    with open("/proc/stat", "rb") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return total - idle, total
+def _host_cpu_times() -> list[float]:
+    """All CPUs' user, nice, system, idle, iowait, irq, softirq and steal time since boot.
+
+    From the first line of ``/proc/stat`` (clock ticks); psutil's ``cpu_times`` where there is no
+    ``/proc`` (seconds; fields a platform lacks read 0). Guest time is not among them: the kernel
+    already counts it in user and nice.
+    """
+    if AVAILABLE:
+        with open("/proc/stat", "rb") as f:
+            values = [float(v) for v in f.readline().split()[1:9]]
+        return values + [0.0] * (8 - len(values))
+    times = psutil.cpu_times()
+    return [float(getattr(times, name, 0.0))
+            for name in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")]
 
 
 def _stat_fields(pid: int) -> list[bytes]:
