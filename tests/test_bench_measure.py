@@ -65,7 +65,7 @@ def test_swapped_shares_leave_nothing_pinned(children: list[subprocess.Popen[str
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        shares = swapped_cpu_shares(feeder, (first, second), 0.6, cpus)
+        shares = swapped_cpu_shares(feeder, (first, second), 1.0, cpus)
     finally:
         stop.set()
         watcher.join()
