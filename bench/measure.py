@@ -80,11 +80,12 @@ def thread_masks(pid: int) -> dict[int, set[int]]:
 def pin_masks(pid: int, mask: set[int] | dict[int, set[int]]) -> None:
     """Every thread of ``pid`` to ``mask``, or each to its own mask from :func:`thread_masks`
     (a thread started since gets the mask of the process's first thread)."""
+    masks = {} if isinstance(mask, set) else mask
+    first = mask if isinstance(mask, set) else mask.get(pid, set(os.sched_getaffinity(0)))
     for task in Path(f"/proc/{pid}/task").iterdir():
         tid = int(task.name)
-        cpus = mask if isinstance(mask, set) else mask.get(tid, mask.get(pid, set(os.sched_getaffinity(0))))
         with contextlib.suppress(ProcessLookupError, FileNotFoundError):  # a thread that ended meanwhile
-            os.sched_setaffinity(tid, cpus)
+            os.sched_setaffinity(tid, masks.get(tid, first))
 
 
 def placement_cpus() -> tuple[int, int] | None:

@@ -209,8 +209,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._idle = not self._buffer
-        self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
+        self._await_next_request()
         if self._transport is not None and not self._closing:
             self._transport.resume_reading()
             self._process()
@@ -239,10 +238,14 @@ class _Connection(asyncio.Protocol):
                 self.close()
                 return
             if not self._writing_paused:
-                self._idle = not self._buffer
-                self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
+                self._await_next_request()
         if not self._closing:
             self._set_deadline(self._deadline)
+
+    def _await_next_request(self) -> None:
+        """After a response was taken: idle until the next request, or its head due if it has begun."""
+        self._idle = not self._buffer
+        self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
 
     def _set_deadline(self, deadline: float) -> None:
         """Make the timer fire no later than ``deadline`` (a later one waits for it to fire)."""

@@ -33,10 +33,14 @@ class HeartbeatProbe:
         self.interval = ctx.config.probes.heartbeat_interval
         self.recorder = ctx.state.outcomes.recorder(self.name)
         self.rtt = Distribution(LATENCY_BUCKETS)
-        self.answered_at = -math.inf  # monotonic time of the latest answered time request
         self._previous_run = -math.inf  # monotonic time this probe's previous run started
         self._answers: deque[tuple[float, TimeSample]] = deque(maxlen=8)  # (monotonic time, sample)
         self.requester.listeners.append(self._on_sample)
+
+    @property
+    def answered_at(self) -> float:
+        """Monotonic time of the latest answered time request (-inf before the first)."""
+        return self._answers[-1][0] if self._answers else -math.inf
 
     def schedule(self) -> Schedule:
         return Schedule(self.interval, self.requester.timeout * 2)
@@ -60,5 +64,4 @@ class HeartbeatProbe:
 
     def _on_sample(self, sample: TimeSample) -> None:
         self.rtt.observe(sample.rtt)
-        self.answered_at = time.monotonic()
-        self._answers.append((self.answered_at, sample))
+        self._answers.append((time.monotonic(), sample))

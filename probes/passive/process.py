@@ -155,7 +155,8 @@ class ProcessProbe:
             proc = self._find(name, pattern)
             if proc is None:
                 self.samples[name] = ProcessSample(False)
-            if proc is None or not self._sample(name, proc):  # _sample records a process gone meanwhile
+                missing.append(name)
+            elif not self._sample(name, proc):  # gone between finding and reading: _sample marks it
                 missing.append(name)
         if missing:
             raise ProbeFailure(f"watched process not found: {', '.join(missing)}")

@@ -47,23 +47,26 @@ def start_ticks(pid: int) -> int:
 def read(pid: int) -> ProcFigures:
     """The figures of ``pid``; OSError (FileNotFoundError, PermissionError...) if gone or not ours."""
     fields = _stat_fields(pid)
-    with open(f"/proc/{pid}/statm", "rb") as f:
-        rss_pages = int(f.read().split()[1])
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    rss, fds = _memory_and_files(f"/proc/{pid}")
     # utime and stime are fields 14 and 15 of stat, in clock ticks (psutil divides them the same way).
     cpu = int(fields[11]) / CLOCK_TICKS + int(fields[12]) / CLOCK_TICKS
-    return ProcFigures(rss_pages * PAGE_SIZE, cpu, fds, int(fields[19]))
+    return ProcFigures(rss, cpu, fds, int(fields[19]))
 
 
 def read_own() -> ProcFigures:
     """This process's figures, as :func:`read` gives them, without making its ``stat`` file: CPU
     time from ``times(2)`` (the same clock-tick counters); ``start_ticks`` is not needed for the
     process itself and reads 0."""
-    with open("/proc/self/statm", "rb") as f:
-        rss_pages = int(f.read().split()[1])
-    fds = len(os.listdir("/proc/self/fd"))
+    rss, fds = _memory_and_files("/proc/self")
     times = os.times()
-    return ProcFigures(rss_pages * PAGE_SIZE, times.user + times.system, fds, 0)
+    return ProcFigures(rss, times.user + times.system, fds, 0)
+
+
+def _memory_and_files(proc_dir: str) -> tuple[int, int]:
+    """Resident bytes (``statm``'s second field, in pages) and open files (the ``fd`` listing)."""
+    with open(f"{proc_dir}/statm", "rb") as f:
+        rss_pages = int(f.read().split()[1])
+    return rss_pages * PAGE_SIZE, len(os.listdir(f"{proc_dir}/fd"))
 
 
 @dataclass(frozen=True)
