@@ -124,7 +124,7 @@ class ProbesConfig(Strict):
     max_position_ratio: float = Field(
         default=0.20, gt=0, le=1, description="bot's limit: position value / net liquidation"
     )
-    process_interval: PositiveSeconds = 5.0
+    process_interval: PositiveSeconds = 15.0  # leaks and memory limits show over minutes, not seconds
     processes: list[ProcessWatch] = Field(default_factory=list)
     historical: HistoricalConfig = Field(default_factory=HistoricalConfig)
 

@@ -99,6 +99,10 @@ class GatewaySession:
         self.account: str = ""
         self.last_error: str = ""
         self.last_inbound = time.monotonic()  # any bytes from the Gateway: the liveness signal
+        self.liveness_checks = 0  # times the liveness watch woke to look (none while bytes flow)
+        self._watch_timer: asyncio.TimerHandle | None = None
+        self._watch_wake: asyncio.Future[None] | None = None
+        self._watch_half = 0.0  # half the liveness limit, set when the watch starts
         self._attempt_heard = False
         self._attempt_codes: set[int] = set()
         self.on_connected: list[Listener] = []
@@ -113,8 +117,12 @@ class GatewaySession:
         self.ib.client.conn.hasData += self._on_data
 
     def _on_data(self, _data: bytes) -> None:
-        self.last_inbound = time.monotonic()
+        now = time.monotonic()
+        self.last_inbound = now
         self._attempt_heard = True
+        timer = self._watch_timer
+        if timer is not None and timer.when() - now < self._watch_half / 2:
+            self._arm_watch(now + self._watch_half)  # nothing can be due before then
 
     @property
     def liveness_timeout(self) -> float:
@@ -130,15 +138,20 @@ class GatewaySession:
         (answered at once by any live Gateway, no pacing, no shared future or lock with the probes),
         then the limit itself, when a line that stayed silent is dropped, so
         ``gatewatch_gateway_connected`` reads 0 and the reconnect loop takes over. A Gateway that
-        goes silent is thus declared down ``liveness_timeout`` seconds after its last byte; a
-        streaming one costs one wake-up per half limit, not a poll.
+        goes silent is thus declared down ``liveness_timeout`` seconds after its last byte.
+
+        A streaming Gateway costs no wake-up at all: inbound bytes arrive while the loop is awake
+        anyway, and :meth:`_on_data` then pushes the timer to half a limit after them whenever it
+        would fire within a quarter limit, so it fires only after a quarter to half a limit of
+        silence (on a Pi beside a bot, a wake-up of an idle process costs more than the check).
         """
-        half = max(0.2, self.liveness_timeout / 2)
+        half = self._watch_half = max(0.2, self.liveness_timeout / 2)
         prodded_after = -1.0  # the last_inbound stamp a prod was sent after
         while True:
             if not self.connected:
                 await asyncio.sleep(half)
                 continue
+            self.liveness_checks += 1
             now = time.monotonic()
             heard = self.last_inbound
             silent = now - heard
@@ -150,7 +163,31 @@ class GatewaySession:
                 with contextlib.suppress(Exception):
                     self.ib.client.reqManagedAccts()
             due = heard + (self.liveness_timeout if prodded_after == heard else half)
-            await asyncio.sleep(max(0.05, due - now))
+            await self._watch_until(max(now + 0.05, due))
+
+    async def _watch_until(self, when: float) -> None:
+        """Sleep until ``when`` (monotonic, the loop's clock), or later if inbound bytes push the
+        timer on (:meth:`_on_data`): they only ever make the next check due later."""
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watch_wake = wake
+        self._arm_watch(when)
+        try:
+            await wake
+        finally:
+            self._watch_wake = None
+            if self._watch_timer is not None:
+                self._watch_timer.cancel()
+                self._watch_timer = None
+
+    def _arm_watch(self, when: float) -> None:
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+        self._watch_timer = asyncio.get_running_loop().call_at(when, self._wake_watch)
+
+    def _wake_watch(self) -> None:
+        self._watch_timer = None
+        if self._watch_wake is not None and not self._watch_wake.done():
+            self._watch_wake.set_result(None)
 
     @property
     def address(self) -> str:

@@ -53,6 +53,24 @@ async def test_stalled_gateway_is_declared_down_while_the_time_lock_is_held_and_
             assert session.state == GatewayState.CONNECTED
 
 
+async def test_a_streaming_gateway_never_wakes_the_liveness_watch() -> None:
+    """Quotes every 250 ms keep the watch's timer ahead of them: over four half-limits it never
+    fires (it used to wake every half limit to find bytes had come), and silence is still caught."""
+    with running_simulator(account="DU1234567", seed=1, market="open") as sim:
+        async with running_exporter(fast_config(sim.port)) as exporter:
+            session = exporter.app.session
+            await _until(lambda: session.connected, 10, "first connection")
+            await asyncio.sleep(1.0)  # subscriptions made: the quote streams are flowing
+            checks = session.liveness_checks
+            await asyncio.sleep(4 * session.liveness_timeout / 2)
+            assert session.liveness_checks == checks, "the watch woke while bytes were flowing"
+            sim.inject({"fault": "stall", "for": "6s"})
+            stalled_at = time.monotonic()
+            await _until(lambda: not session.connected, 10, "declared down")
+            assert time.monotonic() - stalled_at < session.liveness_timeout + 1
+            assert session.liveness_checks > checks
+
+
 def _metrics(port: int) -> dict:  # type: ignore[type-arg]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         return parse(resp.read().decode())
