@@ -2,10 +2,16 @@
 
 Why a thread of its own: the probes live on an asyncio loop that can be busy (a burst of ticks, a
 slow reconnect); Prometheus must still get an answer within its scrape timeout. That thread runs
-its own small asyncio loop: every connection is an :class:`asyncio.Protocol` object (no thread, no
-task, no stream reader/writer), so a crowd of scrapers or of clients that never finish their
-request costs memory, not threads, and a kept-alive scrape costs one ``data_received`` call and
-one write. What keeps it bounded:
+a small event loop over :mod:`selectors`: every connection is a :class:`_Connection` record (no
+thread, no task), so a crowd of scrapers or of clients that never finish their request costs
+memory, not threads, and a kept-alive scrape costs one wake-up, one ``recv`` and one ``send``.
+
+Why not asyncio on that thread (it was): Prometheus scrapes every few seconds, so each scrape finds
+the thread's caches cold, and what a cold scrape costs grows with the code it runs. asyncio's
+loop, transport and protocol layers around the one read and the one write were a third of a
+scrape's CPU; this loop runs only the read, the answer and the write (docs/performance.md).
+
+What keeps it bounded:
 
 * a listen backlog of :data:`BACKLOG` (the kernel queues bursts instead of refusing them),
 * at most :data:`MAX_CONNECTIONS` open connections (past that a new one is closed at once),
@@ -24,13 +30,18 @@ how the Gateway and the probes are doing.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import errno
 import json
+import math
+import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
+from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 HealthFunction = Callable[[], dict[str, Any]]
@@ -41,8 +52,13 @@ MAX_CONNECTIONS = 1024
 HEADER_TIMEOUT = 5.0
 IDLE_TIMEOUT = 120.0
 MAX_HEAD = 16 * 1024
+READ_SIZE = 64 * 1024
+ACCEPT_RETRY = 1.0
+"""Seconds accepting pauses when the process is out of file descriptors or memory (as asyncio's
+servers do), instead of spinning on a listener that stays readable."""
 INDEX = (b'<html><body><h1>gatewatch exporter</h1><p><a href="/metrics">/metrics</a> '
          b'<a href="/healthz">/healthz</a></p></body></html>')
+_STOP = object()  # the selector key data of the wake-up socket
 
 
 class MetricsServer:
@@ -63,9 +79,12 @@ class MetricsServer:
         self._health = health
         self._socket = socket.create_server((host, port), backlog=BACKLOG)
         self._socket.setblocking(False)
-        self._loop = asyncio.new_event_loop()
-        self._connections: set[_Connection] = set()
-        self._stopping: asyncio.Event | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_in, self._wake_out = socket.socketpair()  # stop() writes, the loop wakes
+        self._connections: dict[socket.socket, _Connection] = {}
+        self._next_check = math.inf  # monotonic time of the earliest deadline (or later: checked lazily)
+        self._accept_paused_until: float | None = None
+        self._stopping = False
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-http", daemon=True)
 
@@ -83,30 +102,89 @@ class MetricsServer:
 
     def stop(self) -> None:
         """Close the listener and every connection, then the loop (from any thread)."""
-        if self._thread.is_alive() and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread.is_alive():
+            self._stopping = True
+            with contextlib.suppress(OSError):
+                self._wake_out.send(b"\0")
             self._thread.join(timeout=5)
         else:
-            self._socket.close()
+            self._close_all()
 
     def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._main())
-        finally:
-            self._loop.close()
-
-    async def _main(self) -> None:
-        self._stopping = asyncio.Event()
-        server = await self._loop.create_server(lambda: _Connection(self), sock=self._socket, backlog=BACKLOG)
+        selector = self._selector
+        selector.register(self._socket, selectors.EVENT_READ, self)
+        selector.register(self._wake_in, selectors.EVENT_READ, _STOP)
         self._started.set()
         try:
-            await self._stopping.wait()
+            while not self._stopping:
+                timeout = None if self._next_check == math.inf else max(0.0, self._next_check - time.monotonic())
+                for key, events in selector.select(timeout):
+                    target = key.data
+                    try:
+                        if target is self:
+                            self._accept()
+                        elif isinstance(target, _Connection):
+                            target.ready(events)
+                    except Exception:  # a fault in one answer must not end the endpoint
+                        logger.exception("metrics endpoint: dropping a connection after an error")
+                        if isinstance(target, _Connection):
+                            target.close()
+                if time.monotonic() >= self._next_check:
+                    self._expire()
         finally:
-            server.close()
-            for connection in list(self._connections):
-                connection.close()
-            await asyncio.sleep(0)  # let the transports' close callbacks run before the loop closes
+            self._close_all()
+
+    def _close_all(self) -> None:
+        for connection in list(self._connections.values()):
+            connection.close()
+        for sock in (self._socket, self._wake_in, self._wake_out):
+            sock.close()
+        self._selector.close()
+
+    def _accept(self) -> None:
+        """Take every waiting connection (a burst queued in the backlog is taken in one wake-up)."""
+        while True:
+            try:
+                sock, _ = self._socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    logger.warning("metrics endpoint: cannot accept ({}); pausing {:g} s", exc, ACCEPT_RETRY)
+                    self._selector.unregister(self._socket)
+                    self._accept_paused_until = time.monotonic() + ACCEPT_RETRY
+                    self.note_deadline(self._accept_paused_until)
+                return  # anything else (a connection reset while queued): the next one is taken later
+            if len(self._connections) >= MAX_CONNECTIONS:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            connection = _Connection(self, sock)
+            self._connections[sock] = connection
+            self._selector.register(sock, selectors.EVENT_READ, connection)
+            self.note_deadline(connection.deadline)
+
+    def note_deadline(self, deadline: float) -> None:
+        """Make the loop look no later than ``deadline`` (a later one is found when it looks)."""
+        if deadline < self._next_check:
+            self._next_check = deadline
+
+    def _expire(self) -> None:
+        """Close what is past its deadline; find the next time anything can be due."""
+        now = time.monotonic()
+        next_check = math.inf
+        for connection in list(self._connections.values()):
+            if now >= connection.deadline:
+                connection.close()  # a half-sent request, an idle keep-alive, or a client not reading
+            else:
+                next_check = min(next_check, connection.deadline)
+        if self._accept_paused_until is not None:
+            if now >= self._accept_paused_until:
+                self._accept_paused_until = None
+                self._selector.register(self._socket, selectors.EVENT_READ, self)
+            else:
+                next_check = min(next_check, self._accept_paused_until)
+        self._next_check = next_check
 
     def answer(self, head: bytes) -> tuple[bytes, bool]:
         """The response to one request head, and whether the connection stays open."""
@@ -145,127 +223,113 @@ def _response(status: int, ctype: str, body: bytes, *, keep_alive: bool, length:
     return head.encode("latin-1") + body
 
 
-class _Connection(asyncio.Protocol):
+class _Connection:
     """One client connection: bytes are gathered until a whole request head is in, then answered.
 
-    One timer per connection, moved lazily: each request only writes a new deadline, and the timer,
-    when it fires early, sets itself for the deadline then current (a kept-alive scrape costs no
-    timer handle). The deadline is :data:`HEADER_TIMEOUT` after the first byte of a request (after
-    connecting, for the first one) and :data:`IDLE_TIMEOUT` while waiting between requests or for
-    the client to take a response (renewed while it takes some)."""
+    One deadline per connection, checked lazily by the server: each request only writes a new
+    deadline, and the server is told of it only when it is the earliest thing due (a kept-alive
+    scrape moves no timer). The deadline is :data:`HEADER_TIMEOUT` after the first byte of a
+    request (after connecting, for the first one) and :data:`IDLE_TIMEOUT` while waiting between
+    requests or for the client to take a response (renewed while it takes some)."""
 
-    def __init__(self, server: MetricsServer) -> None:
+    __slots__ = ("_buffer", "_close_after", "_idle", "_out", "_server", "_sock", "deadline", "open")
+
+    def __init__(self, server: MetricsServer, sock: socket.socket) -> None:
         self._server = server
-        self._loop = server._loop
-        self._transport: asyncio.Transport | None = None
+        self._sock = sock
         self._buffer = b""
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-        self._writing_paused = False
+        self._out = memoryview(b"")  # the part of a response the client has not taken yet
         self._idle = False  # between requests on a kept-alive connection
-        self._pending = 0  # bytes a paused response still had to send at the last look
-        self._closing = False
+        self._close_after = False  # close once the response is out (Connection: close, HTTP/1.0...)
+        self.deadline = time.monotonic() + HEADER_TIMEOUT
+        self.open = True
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        if len(self._server._connections) >= MAX_CONNECTIONS:
-            self._closing = True
-            self._transport.close()
+    def ready(self, events: int) -> None:
+        if events & selectors.EVENT_WRITE:
+            self._send_rest()
+        elif events & selectors.EVENT_READ:
+            self._receive()
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self._server._connections.pop(self._sock, None)
+            with contextlib.suppress(KeyError, ValueError):
+                self._server._selector.unregister(self._sock)
+            self._sock.close()
+
+    def _receive(self) -> None:
+        try:
+            data = self._sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
             return
-        self._server._connections.add(self)
-        self._set_deadline(self._loop.time() + HEADER_TIMEOUT)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closing = True
-        self._server._connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._closing:
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()  # the client has finished sending; a partial head will never complete
             return
         if not self._buffer:
             if self._idle:  # a request has begun after a kept-alive wait (the first: since connecting)
                 self._idle = False
-                self._deadline = self._loop.time() + HEADER_TIMEOUT
+                self.deadline = time.monotonic() + HEADER_TIMEOUT
             self._buffer = data
         else:
             self._buffer += data
         self._process()
 
-    def eof_received(self) -> bool | None:
-        self.close()  # the client has finished sending; a partial head will never complete
-        return None
-
-    def pause_writing(self) -> None:
-        """A response waits for the client: read nothing more until it is taken."""
-        self._writing_paused = True
-        self._pending = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        if self._transport is not None and not self._closing:
-            self._transport.pause_reading()
-        self._deadline = self._loop.time() + IDLE_TIMEOUT
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        self._await_next_request()
-        if self._transport is not None and not self._closing:
-            self._transport.resume_reading()
-            self._process()
-
-    def close(self) -> None:
-        if not self._closing and self._transport is not None:
-            self._closing = True
-            self._transport.close()  # writes what is buffered, then closes
-
     def _process(self) -> None:
         """Answer every whole request head in the buffer (pipelined ones in order)."""
-        transport = self._transport
-        assert transport is not None
-        while self._buffer and not self._closing and not self._writing_paused:
+        while self._buffer and self.open and not self._out:
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0 or end + 4 > MAX_HEAD:
                 if end >= 0 or len(self._buffer) > MAX_HEAD:
-                    self._buffer = b""
                     self.close()  # a head larger than allowed: nothing to answer
+                    return
                 break  # the rest of the head must arrive by the deadline already set
             head, self._buffer = self._buffer[:end + 4], self._buffer[end + 4:]
             response, keep_alive = self._server.answer(head)
-            transport.write(response)  # may pause writing (a slow client): its deadline is then set
             if not keep_alive:
                 self._buffer = b""
-                self.close()
-                return
-            if not self._writing_paused:
-                self._await_next_request()
-        if not self._closing:
-            self._set_deadline(self._deadline)
+                self._close_after = True
+            self._send(response)
+        if self.open:
+            self._server.note_deadline(self.deadline)
 
-    def _await_next_request(self) -> None:
-        """After a response was taken: idle until the next request, or its head due if it has begun."""
-        self._idle = not self._buffer
-        self._deadline = self._loop.time() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
-
-    def _set_deadline(self, deadline: float) -> None:
-        """Make the timer fire no later than ``deadline`` (a later one waits for it to fire)."""
-        self._deadline = deadline
-        if self._timer is None or self._timer_at > deadline:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self._loop.call_at(deadline, self._expire)
-            self._timer_at = deadline
-
-    def _expire(self) -> None:
-        self._timer = None
-        if self._closing:
+    def _send(self, response: bytes) -> None:
+        try:
+            sent = self._sock.send(response)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
             return
-        if self._writing_paused and self._transport is not None:
-            pending = self._transport.get_write_buffer_size()
-            if pending < self._pending:  # the client is taking the response, slowly: wait on
-                self._pending = pending
-                self._deadline = self._loop.time() + IDLE_TIMEOUT
-        if self._loop.time() >= self._deadline:
-            self.close()  # a half-sent request, an idle keep-alive, or a client not reading
+        if sent < len(response):  # the client's window is full: wait for it, reading nothing more
+            self._out = memoryview(response)[sent:]
+            self.deadline = time.monotonic() + IDLE_TIMEOUT
+            self._server._selector.modify(self._sock, selectors.EVENT_WRITE, self)
         else:
-            self._set_deadline(self._deadline)
+            self._response_taken()
+
+    def _send_rest(self) -> None:
+        try:
+            sent = self._sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        self._out = self._out[sent:]
+        self.deadline = time.monotonic() + IDLE_TIMEOUT  # the client is taking the response: wait on
+        if not self._out:
+            self._server._selector.modify(self._sock, selectors.EVENT_READ, self)
+            self._response_taken()
+            self._process()  # requests pipelined behind the one just answered
+
+    def _response_taken(self) -> None:
+        """Close if asked to; else idle until the next request, or its head due if it has begun."""
+        if self._close_after:
+            self.close()
+            return
+        self._idle = not self._buffer
+        self.deadline = time.monotonic() + (IDLE_TIMEOUT if self._idle else HEADER_TIMEOUT)
