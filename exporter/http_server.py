@@ -159,6 +159,7 @@ class MetricsServer:
                 sock.close()
                 continue
             sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a response's last piece goes at once
             connection = _Connection(self, sock)
             self._connections[sock] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
