@@ -129,8 +129,9 @@ class ExporterApp:
             finally:
                 first.cancel()
             for recorder, interval, run_once, timeout in self.schedule():
-                tasks.append(asyncio.create_task(run_periodically(recorder, interval, run_once, timeout=timeout),
-                                                 name=f"probe-{recorder.probe}"))
+                runs = run_periodically(recorder, interval, run_once, timeout=timeout,
+                                        sleep_until=self.session.sleep_until)
+                tasks.append(asyncio.create_task(runs, name=f"probe-{recorder.probe}"))
             for factory in self.extra_tasks:
                 tasks.append(asyncio.create_task(factory(self.config, self.metrics)))
             await asyncio.gather(*tasks)

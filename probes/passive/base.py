@@ -53,6 +53,7 @@ async def run_periodically(
     run_once: Callable[[], Awaitable[None]],
     *,
     timeout: float,
+    sleep_until: Callable[[float], Awaitable[None]] | None = None,
 ) -> None:
     """Run ``run_once`` every ``interval`` seconds for ever, time-boxed, recording each outcome.
 
@@ -63,6 +64,8 @@ async def run_periodically(
     After the first run, runs fall on a grid of the loop's clock (multiples of ``interval``), so
     probes whose intervals divide one another wake together in one pass of the event loop instead
     of a few milliseconds apart each; a run that overruns its interval waits for the next point.
+    ``sleep_until`` (monotonic time) may let a run wait a little past its point for a wake-up that
+    happens anyway (the exporter's: :meth:`probes.gateway.GatewaySession.sleep_until`).
     """
     loop = asyncio.get_running_loop()
     while True:
@@ -81,7 +84,8 @@ async def run_periodically(
         else:
             recorder.record(True, time.monotonic() - started)
         raise_if_cancelling()  # a stop that a request's wait_for swallowed (Python 3.11)
-        await asyncio.sleep(next_grid_point(loop.time(), interval) - loop.time())
+        point = next_grid_point(loop.time(), interval)
+        await (asyncio.sleep(point - loop.time()) if sleep_until is None else sleep_until(point))
 
 
 def next_grid_point(now: float, interval: float) -> float:

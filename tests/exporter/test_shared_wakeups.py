@@ -1,0 +1,52 @@
+"""Periodic work rides on the wake-ups a streaming Gateway causes anyway, and never runs early."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from support.exporter import fast_config, running_exporter
+
+from gatewatch.config import GatewayConfig
+from probes.gateway import DATA_SLACK, GatewaySession
+from simulator import running_simulator
+
+
+async def _until_connected(session: GatewaySession) -> None:
+    deadline = time.monotonic() + 10
+    while not session.connected:
+        assert time.monotonic() < deadline, "no connection"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_streaming_gateway_wakes_the_probes_pass() -> None:
+    """Quotes every 50 ms: each sleep ends at the first bytes after its time, not on a timer of its own."""
+    with running_simulator(account="DU1234567", seed=1, market="open", tick_hz=20) as sim:
+        async with running_exporter(fast_config(sim.port)) as exporter:
+            session = exporter.app.session
+            await _until_connected(session)
+            await asyncio.sleep(1.0)  # the quote streams are flowing
+            for _ in range(5):
+                due = time.monotonic() + 0.37
+                await session.sleep_until(due)
+                woke = time.monotonic()
+                assert woke >= due, "woke before its time"
+                assert woke - session.last_inbound < 0.02, "woken by a timer while bytes were flowing"
+                assert woke - due < DATA_SLACK
+
+
+async def test_a_quiet_gateway_costs_the_pass_its_own_wake_up_slack_late() -> None:
+    """No streams, nothing inbound: the sleep ends on its timer, DATA_SLACK after its time."""
+    with running_simulator(account="DU1234567", seed=1, market="open") as sim:
+        session = GatewaySession(GatewayConfig(port=sim.port, client_id=71))
+        task = asyncio.create_task(session.run())
+        try:
+            await _until_connected(session)
+            await asyncio.sleep(0.5)  # the connection's opening messages are in
+            due = time.monotonic() + 0.3
+            await session.sleep_until(due)
+            late = time.monotonic() - due
+            assert DATA_SLACK - 0.01 <= late < DATA_SLACK + 0.2
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
