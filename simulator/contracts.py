@@ -244,6 +244,13 @@ class ContractRegistry:
         return out
 
 
+def exchange_date(epoch: float) -> dt.date:
+    """The exchange's calendar date at ``epoch``: the day its published hours start from. (The
+    host's own date runs a day ahead every evening from 19:00 or 20:00 New York time on a UTC host;
+    hours starting there would leave the exchange's current day uncovered.)"""
+    return dt.datetime.fromtimestamp(epoch, EASTERN).date()
+
+
 def trading_hours(today: dt.date, rth: bool, calendar: Any = None) -> str:
     """tradingHours/liquidHours for the next week in TWS's 20250101:0930-20250101:1600 format.
 

@@ -16,7 +16,7 @@ from simulator import messages as m
 from simulator import refdata, streams
 from simulator.broker import Broker, Order
 from simulator.config import SimConfig
-from simulator.contracts import Contract, ContractRegistry, contract_details_fields
+from simulator.contracts import Contract, ContractRegistry, contract_details_fields, exchange_date
 from simulator.faults import FaultSet
 from simulator.history import (
     LEGAL_WHAT_TO_SHOW,
@@ -301,7 +301,7 @@ class Handlers:
         if not found:
             s.error(req_id, 200, NO_SECDEF)
             return
-        today = self.sim.contracts.today
+        today = exchange_date(self.sim.clock())  # the hours start on the exchange's day, not the host's
         for c in found:
             s.send(m.contract_details(s.sv, contract_details_fields(req_id, c, today, self.sim.calendar)))
         s.send([52, 1, req_id])

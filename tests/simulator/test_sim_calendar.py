@@ -10,6 +10,7 @@ from ib_async import MarketOrder, Stock
 from support.sim import connect
 
 from gatewatch.market_calendar import EASTERN, NYSE
+from gatewatch.trading_hours import MarketHours
 from simulator.testing import running_simulator
 
 
@@ -66,4 +67,20 @@ async def test_pre_market_quotes_from_four_but_not_at_three() -> None:
                 break
             await asyncio.sleep(0.02)
         assert early.orderStatus.status == "Filled" and plain.orderStatus.status == "PreSubmitted"
+        ib.disconnect()
+
+
+async def test_published_hours_start_on_the_exchanges_day_not_the_hosts() -> None:
+    """At 20:30 New York time a UTC host's date is already the next day; the liquid hours must still
+    cover the exchange's current day, or a client judging by them reads the open market closed."""
+    evening = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=1, minute=30)  # 20:30 or 21:30 ET
+    assert evening.astimezone(EASTERN).date() != evening.date()
+    with running_simulator(market="open") as sim:
+        sim.inject(_shift_to(evening))
+        ib = await connect(sim, 1)
+        [details] = await ib.reqContractDetailsAsync(Stock("SPY", "SMART", "USD"))
+        hours = MarketHours()
+        hours.update(details.liquidHours, details.timeZoneId)
+        assert hours.source(evening) == "contract", details.liquidHours[:60]
+        assert hours.is_open(evening)
         ib.disconnect()
