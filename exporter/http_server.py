@@ -7,9 +7,9 @@ thread, no task), so a crowd of scrapers or of clients that never finish their r
 memory, not threads, and a kept-alive scrape costs one wake-up, one ``recv`` and one ``send``.
 
 Why not asyncio on that thread (it was): Prometheus scrapes every few seconds, so each scrape finds
-the thread's caches cold, and what a cold scrape costs grows with the code it runs. asyncio's
-loop, transport and protocol layers around the one read and the one write were a third of a
-scrape's CPU; this loop runs only the read, the answer and the write (docs/performance.md).
+the thread's caches cold, and what a cold scrape costs grows with the code it runs. Answering a
+static page cost a third of what a whole scrape did; this loop runs only the read, the answer and
+the write, and takes half asyncio's CPU per cold kept-alive request (docs/performance.md).
 
 What keeps it bounded:
 

@@ -131,8 +131,8 @@ class GatewaySession:
             self._arm_watch(now + self._watch_half)  # nothing can be due before then
         if now >= self._sleepers_due:
             for due, wake in self._sleepers:
-                if due <= now and not wake.done():
-                    wake.set_result(None)
+                if due <= now:
+                    _wake(wake)
 
     async def sleep_until(self, due: float) -> None:
         """Sleep until ``due`` (monotonic, the loop's clock), then on until the Gateway's next bytes
@@ -218,8 +218,8 @@ class GatewaySession:
 
     def _wake_watch(self) -> None:
         self._watch_timer = None
-        if self._watch_wake is not None and not self._watch_wake.done():
-            self._watch_wake.set_result(None)
+        if self._watch_wake is not None:
+            _wake(self._watch_wake)
 
     @property
     def address(self) -> str:
@@ -368,6 +368,7 @@ class GatewaySession:
 
 
 def _wake(wake: asyncio.Future[None]) -> None:
+    """End a sleep on ``wake`` (once: a timer and inbound bytes may both try)."""
     if not wake.done():
         wake.set_result(None)
 
