@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -40,20 +39,22 @@ from bench.bench_exporter import (  # noqa: E402
     simulator_process,
     wait_connected,
 )
+from bench.measure import thread_cpu_ns  # noqa: E402
 from gatewatch.localstack.net import free_port  # noqa: E402
+from gatewatch.localstack.process import child_environment  # noqa: E402
 
 SYMBOLS = ["SPY", "QQQ", "IWM"]
 
 
 def cpu_and_wakeups(pid: int) -> tuple[int, int]:
-    """Nanoseconds run and voluntary context switches so far, summed over the process's threads."""
-    cpu = switches = 0
+    """Nanoseconds run (:func:`bench.measure.thread_cpu_ns`) and voluntary context switches so far,
+    summed over the process's threads."""
+    switches = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):
-            cpu += int((task / "schedstat").read_text().split()[0])
             status = (task / "status").read_text()
             switches += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-    return cpu, switches
+    return sum(thread_cpu_ns(pid).values()), switches
 
 
 @contextlib.contextmanager
@@ -63,7 +64,7 @@ def exporter_of(checkout: Path, gateway_port: int, client_id: int, work: Path) -
     config = work / f"exporter-{client_id}.yaml"
     config.write_text(f"gateway:\n  port: {gateway_port}\n  client_id: {client_id}\n"
                       f"probes:\n  symbols: [{', '.join(SYMBOLS)}]\nactive:\n  enabled: false\n")
-    env = {k: v for k, v in os.environ.items() if k != "GATEWATCH_GATEWAY"}
+    env = child_environment(drop=["GATEWATCH_GATEWAY"])
     with open(work / f"exporter-{client_id}.log", "w") as log:
         proc = subprocess.Popen([str(checkout / ".venv" / "bin" / "python"), "-m", "gatewatch", "exporter",
                                  "--config", str(config), "--listen", f"127.0.0.1:{listen}"],
