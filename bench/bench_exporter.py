@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import http.client
+import math
 import os
 import re
 import socket
@@ -34,7 +35,8 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -48,6 +50,7 @@ from bench.measure import (  # noqa: E402
     placement_cpus,
     scrape_times,
     swapped_cpu_shares,
+    thread_cpu_ns,
 )
 from exporter.app import ExporterApp  # noqa: E402
 from gatewatch.config import GatewatchConfig  # noqa: E402
@@ -204,22 +207,42 @@ for i in range(n):
     families[i % len(families)].labels(symbol=f"S{i:05d}").set(i * 1.5)
 start_http_server(port, addr="127.0.0.1", registry=registry)
 print("serving", flush=True)
-time.sleep(3600)
+for _line in sys.stdin:  # a line asks for the CPU used so far, by every thread (a request's ended ones too)
+    print(time.process_time_ns(), flush=True)
 """
 
 
-def reference_scrapes(series: int, n: int) -> list[float]:
-    """prometheus-client's own HTTP exposition of a registry holding ``series`` gauge series."""
+@contextlib.contextmanager
+def reference_process(series: int) -> Iterator[tuple[int, Callable[[], int]]]:
+    """prometheus-client's own HTTP exposition of a registry holding ``series`` gauge series.
+
+    Yields its port and a function returning the nanoseconds of CPU it has used: asked of the
+    process itself, because its server answers each connection on a new thread whose time
+    ``/proc`` forgets once the thread ends.
+    """
     port = free_port()
     ref = subprocess.Popen([sys.executable, "-c", REFERENCE_SERVER, str(series), str(port)], cwd=ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert ref.stdin is not None and ref.stdout is not None
+    pipe_in, pipe_out = ref.stdin, ref.stdout
+
+    def cpu_ns() -> int:
+        pipe_in.write("\n")
+        pipe_in.flush()
+        return int(pipe_out.readline())
+
     try:
-        assert ref.stdout is not None
-        ref.stdout.readline()
-        return scrape_times(port, n)
+        pipe_out.readline()
+        yield port, cpu_ns
     finally:
         ref.terminate()
         ref.wait(timeout=10)
+
+
+def reference_scrapes(series: int, n: int) -> list[float]:
+    """``n`` kept-alive scrapes of :func:`reference_process`; seconds each."""
+    with reference_process(series) as (port, _cpu_ns):
+        return scrape_times(port, n)
 
 
 def series_count(body: str) -> int:
@@ -236,7 +259,7 @@ def shipped_scrape_interval() -> float:
 
 
 @contextlib.contextmanager
-def scraping(port: int, interval: float) -> Iterator[list[int]]:
+def scraping(port: int, interval: float, offset: float = 0.0) -> Iterator[list[int]]:
     """Scrape /metrics every ``interval`` seconds on one kept-alive connection, as Prometheus does.
 
     Why: the exporter reads some figures (the process probe's) when it is scraped, so an exporter
@@ -247,7 +270,7 @@ def scraping(port: int, interval: float) -> Iterator[list[int]]:
 
     def scrape() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        while not stop.wait(interval - time.monotonic() % interval):
+        while not stop.wait(interval - (time.monotonic() - offset) % interval):
             connection.request("GET", "/metrics")
             connection.getresponse().read()
             done.append(1)
@@ -265,16 +288,37 @@ def scraping(port: int, interval: float) -> Iterator[list[int]]:
 WINDOWS = ("not scraped", "scraped")
 
 
-def bench_overhead(runs: int, seconds: float, scrape_every: float,
-                   placements: list[str]) -> list[dict[tuple[str, str], tuple[float, float]]]:
-    """Per run, (exporter, bare) CPU share for each placement and window.
+@dataclass
+class OverheadRun:
+    """One overhead run: (exporter, bare) CPU shares per (placement, window), and what a scrape cost.
+
+    ``scrape_cpu`` is (the exporter's, prometheus-client's own server's) CPU per scrape in seconds:
+    the exporter's is its HTTP thread's time in the scraped window (nothing else runs there); the
+    reference server, holding as many series and scraped at the same interval in the same window,
+    is charged its time in that window less its idle time (it polls twice a second) measured over
+    the window nobody scraped.
+    """
+
+    shares: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    scrape_cpu: tuple[float, float] = (math.nan, math.nan)
+
+
+def other_threads_ns(pid: int) -> int:
+    """Nanoseconds run by every thread of ``pid`` but its first (the exporter's: the HTTP server's)."""
+    return sum(ns for tid, ns in thread_cpu_ns(pid).items() if tid != pid)
+
+
+def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: list[str]) -> list[OverheadRun]:
+    """Per run, (exporter, bare) CPU share for each placement and window, and the cost of a scrape.
 
     Both clients hold 3 streams on one simulator and are measured together (CPU from the
     scheduler's per-thread nanoseconds): a window nobody scrapes, then one scraped every
     ``scrape_every`` s as Prometheus would. Placement ``free`` leaves the processes where the
     scheduler puts them; ``swapped`` gives each client half of each window on the simulator's CPU
     and half on another (:func:`bench.measure.swapped_cpu_shares`), so neither is favoured by
-    where it happens to run.
+    where it happens to run. A scrape is a wake-up the bare client never has; what one costs is
+    measured beside prometheus-client's own server (:class:`OverheadRun`), so the scraped ratio
+    can be read on any machine.
     """
     symbols = ["SPY", "QQQ", "IWM"]
     cpus = placement_cpus()
@@ -284,19 +328,40 @@ def bench_overhead(runs: int, seconds: float, scrape_every: float,
                 simulator_process(symbols, 4.0) as (port, sim_pid), \
                 exporter_process(port, symbols, Path(tmp)) as (listen, exporter), \
                 bare_process(port, symbols) as bare:
-            time.sleep(5)
-            run: dict[tuple[str, str], tuple[float, float]] = {}
-            for window in WINDOWS:
-                with scraping(listen, scrape_every) if window == "scraped" else contextlib.nullcontext():
-                    time.sleep(1 if window == "scraped" else 0)
-                    for placement in placements:
-                        if placement == "swapped" and cpus is not None:
-                            run[(placement, window)] = swapped_cpu_shares(sim_pid, (exporter.pid, bare.pid),
-                                                                          seconds, cpus)
-                        elif placement == "free":
-                            exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
-                            run[(placement, window)] = (exp_cpu, bare_cpu)
-            results.append(run)
+            body = urllib.request.urlopen(f"http://127.0.0.1:{listen}/metrics", timeout=5).read().decode()
+            with reference_process(series_count(body)) as (ref_port, ref_cpu_ns):
+                time.sleep(5)
+                run = OverheadRun()
+                idle: tuple[int, float] = (0, math.inf)  # the reference's ns and wall seconds, not scraped
+                for window in WINDOWS:
+                    scraped = window == "scraped"
+                    with contextlib.ExitStack() as scrapers:
+                        ours: list[int] = []
+                        theirs: list[int] = []
+                        if scraped:  # the reference half an interval after the exporter: no shared wake-up
+                            ours = scrapers.enter_context(scraping(listen, scrape_every))
+                            theirs = scrapers.enter_context(scraping(ref_port, scrape_every, scrape_every / 2))
+                            time.sleep(1)
+                        ours_before, theirs_before = len(ours), len(theirs)
+                        http_before, ref_before = other_threads_ns(exporter.pid), ref_cpu_ns()
+                        started = time.monotonic()
+                        for placement in placements:
+                            if placement == "swapped" and cpus is not None:
+                                run.shares[(placement, window)] = swapped_cpu_shares(
+                                    sim_pid, (exporter.pid, bare.pid), seconds, cpus)
+                            elif placement == "free":
+                                exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
+                                run.shares[(placement, window)] = (exp_cpu, bare_cpu)
+                        wall = time.monotonic() - started
+                        ref_ns = ref_cpu_ns() - ref_before
+                        if scraped and ours and theirs:
+                            http_ns = other_threads_ns(exporter.pid) - http_before
+                            ref_scrape_ns = ref_ns - idle[0] * wall / idle[1]
+                            run.scrape_cpu = (http_ns / 1e9 / (len(ours) - ours_before),
+                                              ref_scrape_ns / 1e9 / (len(theirs) - theirs_before))
+                        else:
+                            idle = (ref_ns, wall)
+                results.append(run)
     return results
 
 
@@ -366,7 +431,7 @@ def main() -> int:
             where = "placed by the scheduler" if placement == "free" else "each half on the simulator's CPU"
             for window in WINDOWS:
                 label = f"{window}{f' every {every:g} s' if window == 'scraped' else ''}, {where}"
-                pairs = [run[(placement, window)] for run in runs]
+                pairs = [run.shares[(placement, window)] for run in runs]
                 for i, (exp_cpu, bare_cpu) in enumerate(pairs, 1):
                     rows.append((f"run {i}: exporter / bare ib_async CPU ({label}), 3 symbols at 4 ticks/s, "
                                  f"{args.duration:g} s", f"{exp_cpu * 100:.3f} / {bare_cpu * 100:.3f} % = "
@@ -374,6 +439,10 @@ def main() -> int:
                 ratios = [e / b for e, b in pairs]
                 rows.append((f"exporter / bare CPU ({label}) over {len(pairs)} runs (median, max)",
                              f"{statistics.median(ratios):.2f}x, {max(ratios):.2f}x", "<= 1.3x"))
+        for i, run in enumerate(runs, 1):
+            ours, theirs = run.scrape_cpu
+            rows.append((f"run {i}: CPU per scrape every {every:g} s: exporter (HTTP thread) / prometheus-client's "
+                         f"own server, as many series, same window", f"{ours * 1e6:.0f} / {theirs * 1e6:.0f} µs", ""))
     if "scrape" in wanted:
         for row in bench_scrape([3, 100], args.scrapes, args.duration):
             n, goal = int(row["symbols"]), "< 5 ms" if row["symbols"] <= 3 else "< 10 ms"
