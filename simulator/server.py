@@ -104,6 +104,7 @@ class Simulator:
         self.faults = FaultSet()
         self.handlers = Handlers(self)
         self.sessions: set[Session] = set()
+        self._ticks = 0  # tick rounds so far: which session is served first (:meth:`_tick_order`)
         self.by_client: dict[int, Session] = {}
         self.port = self.cfg.port
         self.control_port: int | None = self.cfg.control_port
@@ -257,7 +258,8 @@ class Simulator:
                     self.market.step(sym, now)
         data_ok = not (self.faults.get("connectivity_lost") or self.faults.get("competing_session"))
         if data_ok and is_open:
-            for s in self.sessions:
+            order = self._tick_order()
+            for s in order:
                 if not s.mkt or not s.registered:
                     continue
                 for sub in list(s.mkt.values()):
@@ -265,8 +267,22 @@ class Simulator:
                         continue
                     for msg in self.tick_messages(s, sub, full=False):
                         s.send(msg)
-            streams.push_all(self, self.live_sessions())
+            streams.push_all(self, [s for s in order if s.registered and not s.closed])
         self.broker.on_tick()
+
+    def _tick_order(self) -> list[Session]:
+        """The sessions in the order this tick round serves them: each round starts one further on.
+
+        Why: the client served first wakes first, and a set's order is fixed for the life of its
+        sessions, so one client would always be first. Clients compared side by side (``bench/``
+        runs the exporter beside a bare client) should not be compared by their places in the queue.
+        """
+        order = list(self.sessions)
+        self._ticks += 1
+        if len(order) > 1:
+            first = self._ticks % len(order)
+            order = order[first:] + order[:first]
+        return order
 
     def tick_messages(self, s: Session, sub: MktSub, full: bool) -> list[list[Any]]:
         """The ticks one market-data line gets now (full=True: the initial/snapshot set)."""

@@ -85,3 +85,26 @@ async def test_historical_pacing_same_contract_burst(sim: SimHandle) -> None:
         await ib.reqHistoricalDataAsync(c, "", f"{n + 1} D", "1 hour", "TRADES", useRTH=True)
     assert codes.count(162) == 1
     ib.disconnect()
+
+
+async def test_tick_rounds_serve_each_client_first_in_turn(sim: SimHandle) -> None:
+    """No client is always served first: the first served wakes first and, on a shared machine,
+    pays for cold caches that the next finds warm, so clients compared side by side (the benches'
+    exporter and bare client) would compare their places in the queue."""
+    clients = [await connect(sim, client_id) for client_id in (11, 12)]
+    arrivals: list[tuple[float, int]] = []
+    try:
+        for n, client in enumerate(clients):
+            [contract] = await client.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+            client.reqMktData(contract)
+            client.pendingTickersEvent += lambda _tickers, n=n: arrivals.append((time.monotonic(), n))
+        await asyncio.sleep(0.5)
+        arrivals.clear()
+        await asyncio.sleep(2.0)  # 40 tick rounds at 20 Hz
+    finally:
+        for client in clients:
+            client.disconnect()
+    # A round's ticks reach both clients within a few ms; rounds are 50 ms apart.
+    firsts = [n for i, (t, n) in enumerate(arrivals) if i == 0 or t - arrivals[i - 1][0] > 0.02]
+    assert len(firsts) >= 20
+    assert min(firsts.count(0), firsts.count(1)) >= len(firsts) // 4, firsts
