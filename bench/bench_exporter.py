@@ -214,11 +214,12 @@ for _line in sys.stdin:  # a line asks for the CPU used so far, by every thread 
 
 @contextlib.contextmanager
 def reference_process(series: int) -> Iterator[tuple[int, Callable[[], int]]]:
-    """prometheus-client's own HTTP exposition of a registry holding ``series`` gauge series.
+    """prometheus-client's own HTTP exposition (``start_http_server``) of ``series`` gauge series.
 
-    Yields its port and a function returning the nanoseconds of CPU it has used: asked of the
-    process itself, because its server answers each connection on a new thread whose time
-    ``/proc`` forgets once the thread ends.
+    It answers in HTTP/1.0 and closes the connection after each answer, on a new thread per
+    connection: a client asking it again reconnects. Yields its port and a function returning the
+    nanoseconds of CPU it has used, asked of the process itself because ``/proc`` forgets the time
+    of a thread once it ends.
     """
     port = free_port()
     ref = subprocess.Popen([sys.executable, "-c", REFERENCE_SERVER, str(series), str(port)], cwd=ROOT,
@@ -240,7 +241,8 @@ def reference_process(series: int) -> Iterator[tuple[int, Callable[[], int]]]:
 
 
 def reference_scrapes(series: int, n: int) -> list[float]:
-    """``n`` kept-alive scrapes of :func:`reference_process`; seconds each."""
+    """``n`` scrapes of :func:`reference_process` as :func:`scrape_times` makes them (it closes each
+    connection, so every scrape connects anew); seconds each."""
     with reference_process(series) as (port, _cpu_ns):
         return scrape_times(port, n)
 
@@ -260,7 +262,9 @@ def shipped_scrape_interval() -> float:
 
 @contextlib.contextmanager
 def scraping(port: int, interval: float, offset: float = 0.0) -> Iterator[list[int]]:
-    """Scrape /metrics every ``interval`` seconds on one kept-alive connection, as Prometheus does.
+    """Scrape /metrics every ``interval`` seconds (``offset`` s into each) on one connection, kept
+    alive where the server allows it, as Prometheus does (prometheus-client's own server closes it
+    after each answer; the next scrape reconnects).
 
     Why: the exporter reads some figures (the process probe's) when it is scraped, so an exporter
     nobody scrapes would look cheaper than one in the stack. The scraper's own CPU is this process's.
@@ -292,11 +296,8 @@ WINDOWS = ("not scraped", "scraped")
 class OverheadRun:
     """One overhead run: (exporter, bare) CPU shares per (placement, window), and what a scrape cost.
 
-    ``scrape_cpu`` is (the exporter's, prometheus-client's own server's) CPU per scrape in seconds:
-    the exporter's is its HTTP thread's time in the scraped window (nothing else runs there); the
-    reference server, holding as many series and scraped at the same interval in the same window,
-    is charged its time in that window less its idle time (it polls twice a second) measured over
-    the window nobody scraped.
+    ``scrape_cpu`` is (the exporter's, prometheus-client's own server's) CPU per scrape in seconds,
+    measured after the two windows (:func:`scrape_cost`); NaN where it was not measured.
     """
 
     shares: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
@@ -304,21 +305,51 @@ class OverheadRun:
 
 
 def other_threads_ns(pid: int) -> int:
-    """Nanoseconds run by every thread of ``pid`` but its first (the exporter's: the HTTP server's)."""
+    """Nanoseconds run by the live threads of ``pid`` other than its first. For the exporter that is
+    the HTTP server's thread, plus threads that stay idle (a numerical library's worker)."""
     return sum(ns for tid, ns in thread_cpu_ns(pid).items() if tid != pid)
 
 
-def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: list[str]) -> list[OverheadRun]:
-    """Per run, (exporter, bare) CPU share for each placement and window, and the cost of a scrape.
+def scrape_cost(listen: int, exporter_pid: int, seconds: float, every: float) -> tuple[float, float]:
+    """CPU of one scrape every ``every`` s: the exporter's, and prometheus-client's own server's.
+
+    Why: a scrape is a wake-up the bare client never has, so the scraped ratio says as much about
+    the host as about the exporter; beside the ecosystem's own exposition, holding as many series
+    and scraped at the same interval in the same window (half an interval apart, so neither finds
+    caches the other warmed), the figure reads on any machine. The exporter's is its HTTP thread's
+    time. The reference's is its CPU less its idle CPU (it polls twice a second), measured over
+    half a window just before. Run after the windows of :func:`bench_overhead`, so the extra
+    process never loads them.
+    """
+    body = urllib.request.urlopen(f"http://127.0.0.1:{listen}/metrics", timeout=5).read().decode()
+    with reference_process(series_count(body)) as (ref_port, ref_cpu_ns):
+        time.sleep(1)
+        idle_before, idle_started = ref_cpu_ns(), time.monotonic()
+        time.sleep(seconds / 2)
+        idle_rate = (ref_cpu_ns() - idle_before) / (time.monotonic() - idle_started)  # ns per second
+        with scraping(listen, every) as ours, scraping(ref_port, every, every / 2) as theirs:
+            time.sleep(1)
+            ours_before, theirs_before = len(ours), len(theirs)
+            http_before, ref_before, started = other_threads_ns(exporter_pid), ref_cpu_ns(), time.monotonic()
+            time.sleep(seconds)
+            http_ns, ref_ns = other_threads_ns(exporter_pid) - http_before, ref_cpu_ns() - ref_before
+            wall = time.monotonic() - started
+            n_ours, n_theirs = len(ours) - ours_before, len(theirs) - theirs_before
+    if not n_ours or not n_theirs:
+        return math.nan, math.nan
+    return http_ns / 1e9 / n_ours, (ref_ns - idle_rate * wall) / 1e9 / n_theirs
+
+
+def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: list[str],
+                   *, with_scrape_cost: bool = True) -> list[OverheadRun]:
+    """Per run, (exporter, bare) CPU share for each placement and window; then the cost of a scrape.
 
     Both clients hold 3 streams on one simulator and are measured together (CPU from the
     scheduler's per-thread nanoseconds): a window nobody scrapes, then one scraped every
     ``scrape_every`` s as Prometheus would. Placement ``free`` leaves the processes where the
     scheduler puts them; ``swapped`` gives each client half of each window on the simulator's CPU
     and half on another (:func:`bench.measure.swapped_cpu_shares`), so neither is favoured by
-    where it happens to run. A scrape is a wake-up the bare client never has; what one costs is
-    measured beside prometheus-client's own server (:class:`OverheadRun`), so the scraped ratio
-    can be read on any machine.
+    where it happens to run. ``with_scrape_cost`` adds :func:`scrape_cost` after the windows.
     """
     symbols = ["SPY", "QQQ", "IWM"]
     cpus = placement_cpus()
@@ -328,40 +359,21 @@ def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: l
                 simulator_process(symbols, 4.0) as (port, sim_pid), \
                 exporter_process(port, symbols, Path(tmp)) as (listen, exporter), \
                 bare_process(port, symbols) as bare:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{listen}/metrics", timeout=5).read().decode()
-            with reference_process(series_count(body)) as (ref_port, ref_cpu_ns):
-                time.sleep(5)
-                run = OverheadRun()
-                idle: tuple[int, float] = (0, math.inf)  # the reference's ns and wall seconds, not scraped
-                for window in WINDOWS:
-                    scraped = window == "scraped"
-                    with contextlib.ExitStack() as scrapers:
-                        ours: list[int] = []
-                        theirs: list[int] = []
-                        if scraped:  # the reference half an interval after the exporter: no shared wake-up
-                            ours = scrapers.enter_context(scraping(listen, scrape_every))
-                            theirs = scrapers.enter_context(scraping(ref_port, scrape_every, scrape_every / 2))
-                            time.sleep(1)
-                        ours_before, theirs_before = len(ours), len(theirs)
-                        http_before, ref_before = other_threads_ns(exporter.pid), ref_cpu_ns()
-                        started = time.monotonic()
-                        for placement in placements:
-                            if placement == "swapped" and cpus is not None:
-                                run.shares[(placement, window)] = swapped_cpu_shares(
-                                    sim_pid, (exporter.pid, bare.pid), seconds, cpus)
-                            elif placement == "free":
-                                exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
-                                run.shares[(placement, window)] = (exp_cpu, bare_cpu)
-                        wall = time.monotonic() - started
-                        ref_ns = ref_cpu_ns() - ref_before
-                        if scraped and ours and theirs:
-                            http_ns = other_threads_ns(exporter.pid) - http_before
-                            ref_scrape_ns = ref_ns - idle[0] * wall / idle[1]
-                            run.scrape_cpu = (http_ns / 1e9 / (len(ours) - ours_before),
-                                              ref_scrape_ns / 1e9 / (len(theirs) - theirs_before))
-                        else:
-                            idle = (ref_ns, wall)
-                results.append(run)
+            time.sleep(5)
+            run = OverheadRun()
+            for window in WINDOWS:
+                with scraping(listen, scrape_every) if window == "scraped" else contextlib.nullcontext():
+                    time.sleep(1 if window == "scraped" else 0)
+                    for placement in placements:
+                        if placement == "swapped" and cpus is not None:
+                            run.shares[(placement, window)] = swapped_cpu_shares(sim_pid, (exporter.pid, bare.pid),
+                                                                                 seconds, cpus)
+                        elif placement == "free":
+                            exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
+                            run.shares[(placement, window)] = (exp_cpu, bare_cpu)
+            if with_scrape_cost:
+                run.scrape_cpu = scrape_cost(listen, exporter.pid, seconds, scrape_every)
+            results.append(run)
     return results
 
 
@@ -441,8 +453,9 @@ def main() -> int:
                              f"{statistics.median(ratios):.2f}x, {max(ratios):.2f}x", "<= 1.3x"))
         for i, run in enumerate(runs, 1):
             ours, theirs = run.scrape_cpu
-            rows.append((f"run {i}: CPU per scrape every {every:g} s: exporter (HTTP thread) / prometheus-client's "
-                         f"own server, as many series, same window", f"{ours * 1e6:.0f} / {theirs * 1e6:.0f} µs", ""))
+            rows.append((f"run {i}: CPU per scrape every {every:g} s, {args.duration:g} s after the windows: exporter "
+                         f"(HTTP thread) / prometheus-client's own server, as many series",
+                         f"{ours * 1e6:.0f} / {theirs * 1e6:.0f} µs", ""))
     if "scrape" in wanted:
         for row in bench_scrape([3, 100], args.scrapes, args.duration):
             n, goal = int(row["symbols"]), "< 5 ms" if row["symbols"] <= 3 else "< 10 ms"

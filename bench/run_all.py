@@ -263,7 +263,7 @@ def bench_overhead(report: Report, work: Path, seconds: float) -> None:
     symbols = ["SPY", "QQQ", "IWM"]
     every = shipped_scrape_interval()
     placement = "swapped" if placement_cpus() is not None else "free"
-    run = bench_exporter_overhead(1, seconds, every, [placement])[0].shares
+    run = bench_exporter_overhead(1, seconds, every, [placement], with_scrape_cost=False)[0].shares
     (work / "overhead").mkdir(parents=True, exist_ok=True)
     with simulator_process(symbols, 4.0) as (port, _sim_pid), \
             exporter_process(port, symbols, work / "overhead") as (listen, exporter), \
