@@ -105,9 +105,11 @@ class GatewaySession:
         self.last_inbound = time.monotonic()  # any bytes from the Gateway: the liveness signal
         self.liveness_checks = 0  # times the liveness watch woke to look (none while bytes flow)
         self._watch_timer: asyncio.TimerHandle | None = None
+        self._watch_when = math.inf  # when that timer fires (inf: none set)
         self._watch_wake: asyncio.Future[None] | None = None
         self._watch_half = 0.0  # half the liveness limit, set when the watch starts
-        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []  # (due, wake) of sleep_until
+        # sleep_until's sleepers by due time: probes on one grid point share one slack timer
+        self._sleepers: dict[float, tuple[asyncio.TimerHandle, list[asyncio.Future[None]]]] = {}
         self._sleepers_due = math.inf  # the earliest due among them
         self._attempt_heard = False
         self._attempt_codes: set[int] = set()
@@ -123,16 +125,15 @@ class GatewaySession:
         self.ib.client.conn.hasData += self._on_data
 
     def _on_data(self, _data: bytes) -> None:
+        """Runs on every read from the Gateway's socket: a stamp and two comparisons, no calls."""
         now = time.monotonic()
         self.last_inbound = now
         self._attempt_heard = True
-        timer = self._watch_timer
-        if timer is not None and timer.when() - now < self._watch_half / 2:
+        if self._watch_when - now < self._watch_half / 2:
             self._arm_watch(now + self._watch_half)  # nothing can be due before then
         if now >= self._sleepers_due:
-            for due, wake in self._sleepers:
-                if due <= now:
-                    _wake(wake)
+            for due in [due for due in self._sleepers if due <= now]:
+                self._wake_sleepers(due)
 
     async def sleep_until(self, due: float) -> None:
         """Sleep until ``due`` (monotonic, the loop's clock), then on until the Gateway's next bytes
@@ -145,16 +146,32 @@ class GatewaySession:
         """
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
-        entry = (due, wake)
-        timer = loop.call_at(due + DATA_SLACK, _wake, wake)
-        self._sleepers.append(entry)
-        self._sleepers_due = min(self._sleepers_due, due)
+        group = self._sleepers.get(due)
+        if group is None:  # the first sleeper for this point: one timer serves all who join it
+            group = self._sleepers[due] = (loop.call_at(due + DATA_SLACK, self._wake_sleepers, due), [])
+            self._sleepers_due = min(self._sleepers_due, due)
+        wakes = group[1]
+        wakes.append(wake)
         try:
             await wake
         finally:
-            timer.cancel()
-            self._sleepers.remove(entry)
-            self._sleepers_due = min((d for d, _ in self._sleepers), default=math.inf)
+            if self._sleepers.get(due) is group:  # cancelled while asleep: the others sleep on
+                wakes.remove(wake)
+                if not wakes:
+                    group[0].cancel()
+                    del self._sleepers[due]
+                    self._sleepers_due = min(self._sleepers, default=math.inf)
+
+    def _wake_sleepers(self, due: float) -> None:
+        """End the sleep of everyone due at ``due`` (by inbound bytes, or by its slack timer)."""
+        group = self._sleepers.pop(due, None)
+        if group is None:
+            return
+        timer, wakes = group
+        timer.cancel()
+        for wake in wakes:
+            _wake(wake)
+        self._sleepers_due = min(self._sleepers, default=math.inf)
 
     @property
     def liveness_timeout(self) -> float:
@@ -210,14 +227,17 @@ class GatewaySession:
             if self._watch_timer is not None:
                 self._watch_timer.cancel()
                 self._watch_timer = None
+                self._watch_when = math.inf
 
     def _arm_watch(self, when: float) -> None:
         if self._watch_timer is not None:
             self._watch_timer.cancel()
         self._watch_timer = asyncio.get_running_loop().call_at(when, self._wake_watch)
+        self._watch_when = when
 
     def _wake_watch(self) -> None:
         self._watch_timer = None
+        self._watch_when = math.inf
         if self._watch_wake is not None:
             _wake(self._watch_wake)
 

@@ -84,7 +84,6 @@ class ConnectionProbe:
         session.on_disconnected.append(self._on_disconnected)
         session.on_attempt.append(self._on_attempt)
         session.on_error.append(self._on_error)
-        session.ib.pendingTickersEvent += self._on_tickers
 
     def schedule(self) -> Schedule:
         return Schedule(self.interval, self.timeout)
@@ -125,10 +124,15 @@ class ConnectionProbe:
             self._set_competing(False)
 
     def _set_competing(self, active: bool) -> None:
+        """Listens to quotes only while a competing session is on: a healthy feed then costs this
+        probe nothing per batch of quotes."""
+        event = self.session.ib.pendingTickersEvent
         if active and self.competing_since is None:
             logger.error("competing live session: market data withheld (10197)")
+            event += self._on_tickers
         elif not active and self.competing_since is not None:
             logger.info("competing session over: market data flowing again")
+            event -= self._on_tickers
         self.competing_since = time.time() if active else None
 
     def _set_connectivity_lost(self, lost: bool) -> None:

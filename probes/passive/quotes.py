@@ -153,29 +153,30 @@ class QuotesProbe:
             task.add_done_callback(self._tasks.discard)
 
     def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
+        """A few field writes per ticker and no further calls: this runs on every batch of quotes,
+        and everything derived (presence, sanity, spread, age) waits for a scrape."""
         now = time.time()
+        states = self.states
         for ticker in tickers:
-            state = self.states.get(getattr(ticker.contract, "symbol", ""))
+            state = states.get(getattr(ticker.contract, "symbol", ""))
             if state is None:
                 continue
             try:
-                self._update(state, ticker, now)
+                state.ticks += len(ticker.ticks) or 1
+                bid, ask, last = ticker.bid, ticker.ask, ticker.last
+                values = (bid, ask, last, ticker.bidSize, ticker.askSize, ticker.lastSize)
+                if values != state.last_values and not (
+                        (bid is None or bid != bid) and (ask is None or ask != ask)  # unset: None or NaN
+                        and (last is None or last != last)):
+                    state.last_change = now
+                state.last_values = values
+                stamp = ticker.lastTimestamp
+                if stamp is not state.stamp and isinstance(stamp, datetime):  # converted once per new stamp
+                    state.stamp = stamp
+                    state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+                state.bid, state.ask, state.last = bid, ask, last
             except Exception:
                 logger.exception("quotes: could not process a tick for {}", state.symbol)
-
-    def _update(self, state: QuoteState, ticker: Ticker, now: float) -> None:
-        """A few field writes per tick: everything derived (presence, sanity, spread) waits for a scrape."""
-        state.ticks += max(1, len(ticker.ticks))
-        bid, ask, last = ticker.bid, ticker.ask, ticker.last
-        values = (bid, ask, last, ticker.bidSize, ticker.askSize, ticker.lastSize)
-        if values != state.last_values and not (_unset(bid) and _unset(ask) and _unset(last)):
-            state.last_change = now
-        state.last_values = values
-        stamp = ticker.lastTimestamp
-        if stamp is not state.stamp and isinstance(stamp, datetime):  # converted once per new stamp
-            state.stamp = stamp
-            state.gateway_timestamp = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
-        state.bid, state.ask, state.last = bid, ask, last
 
     async def run_once(self) -> None:
         """Success means every stream is held, so age, prices and sanity can be measured.
@@ -198,6 +199,3 @@ def judge(states: Iterable[QuoteState]) -> list[str]:
     """What keeps the probe from measuring, one stable phrase per symbol (no changing figures)."""
     return [f"{state.symbol} not subscribed" for state in states if not state.subscribed]
 
-
-def _unset(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -50,3 +50,23 @@ async def test_a_quiet_gateway_costs_the_pass_its_own_wake_up_slack_late() -> No
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_sleepers_of_one_point_wake_together_and_a_cancelled_one_leaves_the_others_asleep() -> None:
+    """Probes on one grid point share its slack timer; a stop of one of them must not wake, strand
+    or keep a timer for the rest, and the last one gone leaves nothing scheduled."""
+    session = GatewaySession(GatewayConfig(port=1, client_id=71))  # never connected: only timers wake
+    due = time.monotonic() + 0.2
+    sleepers = [asyncio.create_task(session.sleep_until(due)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    sleepers[0].cancel()
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in sleepers[1:]), "a cancelled sleeper woke the others"
+    await asyncio.wait_for(asyncio.gather(*sleepers[1:]), 2)
+    assert time.monotonic() - due >= DATA_SLACK - 0.01
+    assert sleepers[0].cancelled()
+    lone = asyncio.create_task(session.sleep_until(time.monotonic() + 5))
+    await asyncio.sleep(0.05)
+    lone.cancel()
+    await asyncio.gather(lone, return_exceptions=True)
+    assert session._sleepers == {} and session._sleepers_due == float("inf"), "a timer left for nobody"
