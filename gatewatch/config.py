@@ -79,7 +79,7 @@ class HistoricalConfig(Strict):
     interval: PositiveSeconds = 60.0
     symbol: str = "SPY"
     duration: str = "1 D"
-    bar_size: str = "5 mins"
+    bar_size: str = "1 hour"
     what_to_show: Literal["TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK"] = "TRADES"
     use_rth: bool = False
     timeout: PositiveSeconds = 20.0
