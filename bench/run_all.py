@@ -46,7 +46,7 @@ from bench.measure import cpu_share, percentile, placement_cpus, scrape_times  #
 from gatewatch.config import GatewatchConfig  # noqa: E402
 from gatewatch.localstack import configs as stack_configs  # noqa: E402
 from gatewatch.localstack import servers  # noqa: E402
-from gatewatch.localstack.net import free_port  # noqa: E402
+from gatewatch.localstack.net import free_ports  # noqa: E402
 from gatewatch.localstack.process import Process, gatewatch_command, start_exporter  # noqa: E402
 from gatewatch.localstack.smtp import MailSink  # noqa: E402
 from gatewatch.rehearsal import configs  # noqa: E402
@@ -110,7 +110,7 @@ def sim_and_exporter(work: Path, symbols: list[str], tick_hz: float = 4.0, activ
     """A simulator and an exporter as processes (as in the stack); the exporter's config is the
     rehearsal's, with the active probes on or off. ``compressed=False`` keeps the shipped probe
     intervals (a production session's cost) instead of the rehearsal's shortened ones."""
-    ports = configs.Ports(*(free_port() for _ in range(6)))
+    ports = configs.Ports(*free_ports(6))
     config = configs.gatewatch_config(None, ports, duration, work, symbols, "DU1234567")
     config.active.enabled = active
     if not compressed:

@@ -32,6 +32,21 @@ def free_port() -> int:
     return _kernel_port()
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports from :func:`free_port`, for a stack whose children bind later.
+
+    Each choice is free when made, but none is bound until its child starts, so two independent
+    choices could be the same port (of nine, about once in 600 stacks) and the second child to bind
+    it would fail with "address already in use".
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _ephemeral_low() -> int | None:
     """The first port of the kernel's ephemeral range, or None where it cannot be read."""
     try:

@@ -25,7 +25,7 @@ from loguru import logger
 from gatewatch.config import GATEWAY_ENV, GatewatchConfig
 from gatewatch.evidence.prometheus_api import PrometheusClient, PrometheusError
 from gatewatch.localstack.configs import REPO_ROOT
-from gatewatch.localstack.net import free_port
+from gatewatch.localstack.net import free_ports
 from gatewatch.localstack.process import Process, child_environment, gatewatch_command, start_exporter
 from gatewatch.localstack.servers import (
     ALERTMANAGER_BINARIES,
@@ -108,7 +108,7 @@ class Rehearsal:
         self.out = options.out_dir
         self.scale = time_scale_for(options.duration, options.time_scale)
         self.timeline: list[TimedFault] = load_timeline(options.scenario, options.symbols, self.scale)
-        self.ports = configs.Ports(*(free_port() for _ in range(9)))
+        self.ports = configs.Ports(*free_ports(9))
         self.config: GatewatchConfig = configs.gatewatch_config(
             options.config, self.ports, options.duration, self.out, options.symbols, options.account)
         self.config_path = self.out / "gatewatch.yaml"

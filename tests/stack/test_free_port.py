@@ -42,3 +42,17 @@ def test_a_held_port_is_passed_over(monkeypatch) -> None:
         monkeypatch.setattr(net, "_ephemeral_low", lambda: 65_000)
         port = net.free_port()
         assert port != held and draws[:2] == [held, held] and len(draws) >= 3
+
+
+def test_ports_chosen_for_one_stack_are_distinct(monkeypatch) -> None:
+    """Two choices that fall on one port (both free: nothing is bound yet) must not both be handed out."""
+    draws = iter([20_001, 20_001, 20_002, 20_001, 20_003])
+
+    class Chooser:
+        def randrange(self, start: int, stop: int) -> int:
+            return next(draws)
+
+    monkeypatch.setattr(net, "_CHOOSER", Chooser())
+    monkeypatch.setattr(net, "_ephemeral_low", lambda: 65_000)
+    monkeypatch.setattr(net, "port_in_use", lambda host, port: False)
+    assert net.free_ports(3) == [20_001, 20_002, 20_003]
