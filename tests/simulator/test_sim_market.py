@@ -51,8 +51,8 @@ async def test_delayed_market_data_type(ib: IB) -> None:
 
 async def test_historical_bars_formats(sim: SimHandle, ib: IB) -> None:
     [c] = await ib.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
-    bars = await ib.reqHistoricalDataAsync(c, "", "1 D", "5 mins", "TRADES", useRTH=False, formatDate=1)
-    assert len(bars) > 50
+    bars = await ib.reqHistoricalDataAsync(c, "", "2 D", "5 mins", "TRADES", useRTH=False, formatDate=1)
+    assert len(bars) > 50  # "2 D": yesterday whole, at any hour (just after midnight "1 D" has a bar or two)
     dates = [b.date for b in bars]
     assert dates == sorted(dates)
     last = sim.state()["quotes"]["SPY"]["last"]

@@ -20,7 +20,8 @@ FAST_CONFIG: dict[str, Any] = {
                 "reconnect_max": 1, "reconnect_jitter": 0.1},
     "probes": {"heartbeat_interval": 1, "clock_interval": 1.2, "account_interval": 0.5,
                "reconciliation_interval": 1, "process_interval": 1, "quote_stale_after": 2,
-               "historical": {"interval": 15, "timeout": 3}},
+               "historical": {"interval": 15, "timeout": 3,
+                              "duration": "2 D"}},  # a whole day of bars at any hour of the day
 }
 
 
