@@ -125,7 +125,7 @@ class GatewaySession:
         self.ib.client.conn.hasData += self._on_data
 
     def _on_data(self, _data: bytes) -> None:
-        """Runs on every read from the Gateway's socket: a stamp and two comparisons, no calls."""
+        """Runs on every read from the Gateway's socket: a clock read, a stamp and two comparisons."""
         now = time.monotonic()
         self.last_inbound = now
         self._attempt_heard = True

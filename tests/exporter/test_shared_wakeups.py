@@ -59,14 +59,36 @@ async def test_sleepers_of_one_point_wake_together_and_a_cancelled_one_leaves_th
     due = time.monotonic() + 0.2
     sleepers = [asyncio.create_task(session.sleep_until(due)) for _ in range(3)]
     await asyncio.sleep(0.05)
+    assert list(session._sleepers) == [due] and len(session._sleepers[due][1]) == 3, "one timer for the point"
+    timer = session._sleepers[due][0]
     sleepers[0].cancel()
     await asyncio.sleep(0.05)
     assert not any(task.done() for task in sleepers[1:]), "a cancelled sleeper woke the others"
     await asyncio.wait_for(asyncio.gather(*sleepers[1:]), 2)
     assert time.monotonic() - due >= DATA_SLACK - 0.01
     assert sleepers[0].cancelled()
-    lone = asyncio.create_task(session.sleep_until(time.monotonic() + 5))
+    assert timer.cancelled(), "the point's timer outlived its sleepers"
+    lone_due = time.monotonic() + 5
+    lone = asyncio.create_task(session.sleep_until(lone_due))
     await asyncio.sleep(0.05)
+    lone_timer = session._sleepers[lone_due][0]
     lone.cancel()
     await asyncio.gather(lone, return_exceptions=True)
-    assert session._sleepers == {} and session._sleepers_due == float("inf"), "a timer left for nobody"
+    assert lone_timer.cancelled(), "a timer left for nobody"
+    assert session._sleepers == {} and session._sleepers_due == float("inf")
+
+
+async def test_inbound_bytes_wake_only_the_points_that_are_due() -> None:
+    """Bytes after one point's time wake its sleepers, not those of a later point, which keep their timer."""
+    session = GatewaySession(GatewayConfig(port=1, client_id=71))
+    now = time.monotonic()
+    early = [asyncio.create_task(session.sleep_until(now + 0.1)) for _ in range(2)]
+    late = asyncio.create_task(session.sleep_until(now + 3))
+    await asyncio.sleep(0.15)  # past the early point, before its slack ends: only bytes can wake it now
+    assert not any(task.done() for task in early)
+    session._on_data(b"")
+    await asyncio.wait_for(asyncio.gather(*early), 0.05)
+    assert time.monotonic() - now < 0.1 + DATA_SLACK, "woken by the timer, not by the bytes"
+    assert not late.done() and list(session._sleepers) == [now + 3] and session._sleepers_due == now + 3
+    late.cancel()
+    await asyncio.gather(late, return_exceptions=True)
