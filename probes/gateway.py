@@ -158,9 +158,7 @@ class GatewaySession:
             if self._sleepers.get(due) is group:  # cancelled while asleep: the others sleep on
                 wakes.remove(wake)
                 if not wakes:
-                    group[0].cancel()
-                    del self._sleepers[due]
-                    self._sleepers_due = min(self._sleepers, default=math.inf)
+                    self._wake_sleepers(due)  # nobody left to wake: drops the point and its timer
 
     def _wake_sleepers(self, due: float) -> None:
         """End the sleep of everyone due at ``due`` (by inbound bytes, or by its slack timer)."""

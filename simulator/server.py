@@ -260,24 +260,24 @@ class Simulator:
         if data_ok and is_open:
             order = self._tick_order()
             for s in order:
-                if not s.mkt or not s.registered:
+                if not s.mkt:
                     continue
                 for sub in list(s.mkt.values()):
                     if self.faults.get("freeze", sub.contract.symbol):
                         continue
                     for msg in self.tick_messages(s, sub, full=False):
                         s.send(msg)
-            streams.push_all(self, [s for s in order if s.registered and not s.closed])
+            streams.push_all(self, order)
         self.broker.on_tick()
 
     def _tick_order(self) -> list[Session]:
-        """The sessions in the order this tick round serves them: each round starts one further on.
+        """The live sessions in the order this tick round serves them: each round starts one further on.
 
         Why: the client served first wakes first, and a set's order is fixed for the life of its
         sessions, so one client would always be first. Clients compared side by side (``bench/``
         runs the exporter beside a bare client) should not be compared by their places in the queue.
         """
-        order = list(self.sessions)
+        order = self.live_sessions()
         self._ticks += 1
         if len(order) > 1:
             first = self._ticks % len(order)
