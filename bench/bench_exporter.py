@@ -12,8 +12,11 @@ ib_async script holding the same subscriptions on the same simulator in the same
 ``--runs`` runs; CPU in nanoseconds from schedstat), in a window without scrapes and in one scraped
 at the shipped Prometheus interval (the process figures are read when scraped); ``swapped``
 placement gives each client half of each window on the simulator's CPU and half on another, so
-the scheduler's choice of CPU does not decide the ratio (``free``: wherever it puts them); then,
-in a window of its own, the CPU of one scrape beside prometheus-client's own server's;
+the scheduler's choice of CPU does not decide the ratio (``free``: wherever it puts them); each
+run measures half its windows with the exporter connected first and half with the bare client
+first, and the bare client runs without glibc's map and unmap of its receive buffer per read
+(:data:`BARE_ALLOCATOR`); then, in a window of its own, the CPU of one scrape beside
+prometheus-client's own server's;
 ``scrape``: /metrics p99 over 1,000 kept-alive scrapes < 5 ms with 3 symbols and
 < 10 ms with 100, next to prometheus-client's own HTTP exposition of a registry holding as many
 series, scraped by the same client in the same run (that server closes each connection);
@@ -182,11 +185,23 @@ def exporter_process(gateway_port: int, symbols: list[str], work: Path) -> Itera
         exporter.stop(15)
 
 
+BARE_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+"""glibc's mmap threshold for the bare client, fixed above ib_async's 256 KiB receive buffer.
+
+Why: a small Python process starts with glibc's 128 KiB threshold, so the bare script maps, shrinks
+and unmaps that buffer on every read (three system calls and fresh zeroed pages per read; strace).
+glibc raises the threshold once a larger block is freed, which in any bigger process happens at
+start-up: the exporter makes none of those calls, nor would a real bot. The churn cost the script
+-1 to +13 % of its CPU per window beside an unchurning copy (docs/performance.md): small, but on
+the bare client's side of a ratio judged against 1.3x. Ignored by other C libraries."""
+
+
 @contextlib.contextmanager
 def bare_process(gateway_port: int, symbols: list[str]) -> Iterator[psutil.Process]:
+    """bench/bare_ib_async.py holding ``symbols``, with :data:`BARE_ALLOCATOR` in its environment."""
     bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_ib_async.py"), "--port", str(gateway_port),
                              "--symbols", ",".join(symbols)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **BARE_ALLOCATOR})
     try:
         assert bare.stdout is not None
         if "holding" not in bare.stdout.readline():
@@ -342,6 +357,21 @@ def scrape_cost(listen: int, exporter_pid: int, seconds: float, every: float) ->
     return http_ns / 1e9 / n_ours, (ref_ns - idle_rate * wall) / 1e9 / n_theirs
 
 
+@contextlib.contextmanager
+def clients_in_order(port: int, symbols: list[str], work: Path,
+                     exporter_first: bool) -> Iterator[tuple[int, psutil.Process, psutil.Process]]:
+    """The exporter and the bare client, connected to the simulator in the order asked for; yields
+    (the exporter's /metrics port, the exporter, the bare client)."""
+    with contextlib.ExitStack() as stack:
+        if exporter_first:
+            listen, exporter = stack.enter_context(exporter_process(port, symbols, work))
+            bare = stack.enter_context(bare_process(port, symbols))
+        else:
+            bare = stack.enter_context(bare_process(port, symbols))
+            listen, exporter = stack.enter_context(exporter_process(port, symbols, work))
+        yield listen, exporter, bare
+
+
 def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: list[str],
                    *, with_scrape_cost: bool = True) -> list[OverheadRun]:
     """Per run, (exporter, bare) CPU share for each placement and window; then the cost of a scrape.
@@ -352,30 +382,44 @@ def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: l
     scheduler puts them; ``swapped`` gives each client half of each window on the simulator's CPU
     and half on another (:func:`bench.measure.swapped_cpu_shares`), so neither is favoured by
     where it happens to run. ``with_scrape_cost`` adds :func:`scrape_cost` after the windows.
+
+    Each run has two halves, the clients connected in opposite orders, each window ``seconds / 2``
+    long in each; a figure is the mean of its two halves. Why: of two identical bare clients on one
+    simulator, the one connected first used 1.06-1.25x the CPU of the one connected second in every
+    window where their CPUs were fixed (both on one, or swapped; docs/performance.md), so a fixed
+    order would compare connection orders as much as code.
     """
     symbols = ["SPY", "QQQ", "IWM"]
     cpus = placement_cpus()
     results = []
     for _ in range(runs):
+        run = OverheadRun()
+        halves: list[dict[tuple[str, str], tuple[float, float]]] = []
         with tempfile.TemporaryDirectory(prefix="gatewatch-bench-") as tmp, \
-                simulator_process(symbols, 4.0) as (port, sim_pid), \
-                exporter_process(port, symbols, Path(tmp)) as (listen, exporter), \
-                bare_process(port, symbols) as bare:
-            time.sleep(5)
-            run = OverheadRun()
-            for window in WINDOWS:
-                with scraping(listen, scrape_every) if window == "scraped" else contextlib.nullcontext():
-                    time.sleep(1 if window == "scraped" else 0)
-                    for placement in placements:
-                        if placement == "swapped" and cpus is not None:
-                            run.shares[(placement, window)] = swapped_cpu_shares(sim_pid, (exporter.pid, bare.pid),
-                                                                                 seconds, cpus)
-                        elif placement == "free":
-                            exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds)
-                            run.shares[(placement, window)] = (exp_cpu, bare_cpu)
-            if with_scrape_cost:
-                run.scrape_cpu = scrape_cost(listen, exporter.pid, seconds, scrape_every)
-            results.append(run)
+                simulator_process(symbols, 4.0) as (port, sim_pid):
+            for exporter_first in (True, False):
+                with clients_in_order(port, symbols, Path(tmp), exporter_first) as (listen, exporter, bare):
+                    time.sleep(5)
+                    half: dict[tuple[str, str], tuple[float, float]] = {}
+                    for window in WINDOWS:
+                        with scraping(listen, scrape_every) if window == "scraped" else contextlib.nullcontext():
+                            time.sleep(1 if window == "scraped" else 0)
+                            for placement in placements:
+                                if placement == "swapped" and cpus is not None:
+                                    # The client named first starts on the simulator's CPU and ends away from
+                                    # it, where a following free window finds it: each half names the other.
+                                    pair = (exporter.pid, bare.pid) if exporter_first else (bare.pid, exporter.pid)
+                                    shares = swapped_cpu_shares(sim_pid, pair, seconds / 2, cpus)
+                                    half[(placement, window)] = shares if exporter_first else shares[::-1]
+                                elif placement == "free":
+                                    exp_cpu, bare_cpu = cpu_shares([exporter, bare], seconds / 2)
+                                    half[(placement, window)] = (exp_cpu, bare_cpu)
+                    halves.append(half)
+                    if with_scrape_cost and not exporter_first:
+                        run.scrape_cpu = scrape_cost(listen, exporter.pid, seconds, scrape_every)
+        run.shares = {key: ((halves[0][key][0] + halves[1][key][0]) / 2, (halves[0][key][1] + halves[1][key][1]) / 2)
+                      for key in halves[0]}
+        results.append(run)
     return results
 
 
