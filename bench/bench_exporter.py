@@ -13,8 +13,8 @@ ib_async script holding the same subscriptions on the same simulator in the same
 at the shipped Prometheus interval (the process figures are read when scraped); ``swapped``
 placement gives each client half of each window on the simulator's CPU and half on another, so
 the scheduler's choice of CPU does not decide the ratio (``free``: wherever it puts them); each
-run measures half its windows with the exporter connected first and half with the bare client
-first, and the bare client runs without glibc's map and unmap of its receive buffer per read
+run measures half of each window with the exporter connected first and half with the bare
+client first, and the bare client runs without glibc's map and unmap of its receive buffer per read
 (:data:`BARE_ALLOCATOR`); then, in a window of its own, the CPU of one scrape beside
 prometheus-client's own server's;
 ``scrape``: /metrics p99 over 1,000 kept-alive scrapes < 5 ms with 3 symbols and
@@ -192,8 +192,8 @@ Why: a small Python process starts with glibc's 128 KiB threshold, so the bare s
 and unmaps that buffer on every read (three system calls and fresh zeroed pages per read; strace).
 glibc raises the threshold once a larger block is freed, which in any bigger process happens at
 start-up: the exporter makes none of those calls, nor would a real bot. The churn cost the script
--1 to +13 % of its CPU per window beside an unchurning copy (docs/performance.md): small, but on
-the bare client's side of a ratio judged against 1.3x. Ignored by other C libraries."""
+about 3 % of its CPU beside a copy without it, in both connection orders (docs/performance.md):
+small, but on the bare client's side of a ratio judged against 1.3x. Ignored by other C libraries."""
 
 
 @contextlib.contextmanager
@@ -386,8 +386,8 @@ def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: l
     Each run has two halves, the clients connected in opposite orders, each window ``seconds / 2``
     long in each; a figure is the mean of its two halves. Why: of two identical bare clients on one
     simulator, the one connected first used 1.06-1.25x the CPU of the one connected second in every
-    window where their CPUs were fixed (both on one, or swapped; docs/performance.md), so a fixed
-    order would compare connection orders as much as code.
+    window or run measured with their CPUs fixed (both on one, or swapped; docs/performance.md), so
+    a fixed order would compare connection orders as much as code.
     """
     symbols = ["SPY", "QQQ", "IWM"]
     cpus = placement_cpus()
@@ -407,7 +407,8 @@ def bench_overhead(runs: int, seconds: float, scrape_every: float, placements: l
                             for placement in placements:
                                 if placement == "swapped" and cpus is not None:
                                     # The client named first starts on the simulator's CPU and ends away from
-                                    # it, where a following free window finds it: each half names the other.
+                                    # it, where a free window after it (the default order) finds it: each half
+                                    # names the other.
                                     pair = (exporter.pid, bare.pid) if exporter_first else (bare.pid, exporter.pid)
                                     shares = swapped_cpu_shares(sim_pid, pair, seconds / 2, cpus)
                                     half[(placement, window)] = shares if exporter_first else shares[::-1]
