@@ -43,6 +43,11 @@ from probes.passive.base import PassiveContext, Schedule
 RESUBSCRIBE_CODES = frozenset({1101})
 
 
+def unset(value: float | None) -> bool:
+    """ib_async keeps a price it has not received as NaN (None in some versions)."""
+    return value is None or value != value
+
+
 def valid_price(value: float | None) -> bool:
     """ib_async keeps unset prices as NaN; an empty side comes as -1 (closed market)."""
     return value is not None and not math.isnan(value) and value > 0
@@ -153,8 +158,8 @@ class QuotesProbe:
             task.add_done_callback(self._tasks.discard)
 
     def _on_tickers(self, tickers: Iterable[Ticker]) -> None:
-        """A few field writes per ticker and no further calls: this runs on every batch of quotes,
-        and everything derived (presence, sanity, spread, age) waits for a scrape."""
+        """A few field writes per ticker: this runs on every batch of quotes, and everything derived
+        (presence, sanity, spread, age) waits for a scrape."""
         now = time.time()
         states = self.states
         for ticker in tickers:
@@ -165,9 +170,7 @@ class QuotesProbe:
                 state.ticks += len(ticker.ticks) or 1
                 bid, ask, last = ticker.bid, ticker.ask, ticker.last
                 values = (bid, ask, last, ticker.bidSize, ticker.askSize, ticker.lastSize)
-                if values != state.last_values and not (
-                        (bid is None or bid != bid) and (ask is None or ask != ask)  # unset: None or NaN
-                        and (last is None or last != last)):
+                if values != state.last_values and not (unset(bid) and unset(ask) and unset(last)):
                     state.last_change = now
                 state.last_values = values
                 stamp = ticker.lastTimestamp
